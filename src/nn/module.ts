@@ -1,0 +1,58 @@
+/** Module: a named tree of parameters, so checkpoints get stable, documented tensor names. */
+import type { Rng } from "../tensor/rng.js";
+import { Tensor, zeros } from "../tensor/tensor.js";
+
+export abstract class Module {
+  private readonly ownParams = new Map<string, Tensor>();
+  private readonly children = new Map<string, Module>();
+
+  /** Registers and returns a parameter under `name`. */
+  protected param(name: string, t: Tensor): Tensor {
+    t.requiresGrad = true;
+    this.ownParams.set(name, t);
+    return t;
+  }
+
+  /** Registers and returns a child module under `name`. */
+  protected child<M extends Module>(name: string, m: M): M {
+    this.children.set(name, m);
+    return m;
+  }
+
+  /** Returns [dotted name, tensor] for every parameter, depth first, in registration order. */
+  namedParameters(prefix = ""): Array<[string, Tensor]> {
+    const out: Array<[string, Tensor]> = [];
+    for (const [n, t] of this.ownParams) out.push([prefix + n, t]);
+    for (const [n, m] of this.children) out.push(...m.namedParameters(`${prefix}${n}.`));
+    return out;
+  }
+
+  /** Returns every parameter tensor. */
+  parameters(): Tensor[] {
+    return this.namedParameters().map(([, t]) => t);
+  }
+
+  /** Returns the total number of parameter elements. */
+  parameterCount(): number {
+    return this.parameters().reduce((s, t) => s + t.size, 0);
+  }
+
+  /** Clears every parameter's gradient. */
+  zeroGrad(): void {
+    for (const t of this.parameters()) t.grad = null;
+  }
+}
+
+/** Returns a parameter tensor drawn from N(0, std²). */
+export function normalInit(shape: number[], rng: Rng, std: number): Tensor {
+  const t = zeros(shape);
+  rng.fillNormal(t.f32, 0, std);
+  return t;
+}
+
+/** Returns a parameter tensor drawn uniformly from ±bound. */
+export function uniformInit(shape: number[], rng: Rng, bound: number): Tensor {
+  const t = zeros(shape);
+  rng.fillUniform(t.f32, -bound, bound);
+  return t;
+}

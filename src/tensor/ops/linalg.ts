@@ -1,0 +1,155 @@
+/** Matrix products through the backend's gemm, with gradients that never materialise a transpose. */
+import type { Backend } from "../backends/backend.js";
+import { backend } from "../backends/index.js";
+import { accumulateGrad, record, sizeOf, type Tensor, zeros } from "../tensor.js";
+import { broadcastShapes, sameShape } from "./broadcast.js";
+import { add } from "./elementwise.js";
+
+export interface MatmulOptions {
+  /** Use Aᵀ: a's last two axes are [K, M]. */
+  transA?: boolean;
+  /** Use Bᵀ: b's last two axes are [N, K]. */
+  transB?: boolean;
+}
+
+/**
+ * One product C (M×N) = op(A)·op(B) per batch item, with A/B/C matrices at the given strides
+ * (stride 0 = shared). With `accumulate`, adds into C; shared outputs are summed serially.
+ */
+function batchedProduct(
+  be: Backend,
+  tA: boolean,
+  tB: boolean,
+  M: number,
+  N: number,
+  K: number,
+  A: Float32Array,
+  sA: number,
+  B: Float32Array,
+  sB: number,
+  C: Float32Array,
+  sC: number,
+  batch: number,
+): void {
+  const lda = tA ? M : K;
+  const ldb = tB ? K : N;
+  if (batch === 1) {
+    be.gemm(tA, tB, M, N, K, 1, A, 0, lda, B, 0, ldb, 0, C, 0, N);
+  } else if (sC === 0) {
+    // The output is shared by every batch item (gradient of a broadcast operand): sum.
+    for (let i = 0; i < batch; i++) {
+      be.gemm(tA, tB, M, N, K, 1, A, i * sA, lda, B, i * sB, ldb, i === 0 ? 0 : 1, C, 0, N);
+    }
+  } else {
+    be.gemmBatched(tA, tB, M, N, K, 1, A, sA, B, sB, 0, C, sC, batch);
+  }
+}
+
+/**
+ * Returns op(a)·op(b) over the last two axes. Leading (batch) axes must match, or one side has
+ * none (it is then shared across the batch). A 2-D b with a plain a is one large gemm.
+ */
+export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const transA = opts.transA ?? false;
+  const transB = opts.transB ?? false;
+  if (a.rank < 2 || b.rank < 2) {
+    throw new Error(`matmul: operands must have rank ≥ 2, got [${a.shape}] and [${b.shape}]`);
+  }
+  const aRows = a.shape[a.rank - 2]!;
+  const aCols = a.shape[a.rank - 1]!;
+  const bRows = b.shape[b.rank - 2]!;
+  const bCols = b.shape[b.rank - 1]!;
+  const M = transA ? aCols : aRows;
+  const K = transA ? aRows : aCols;
+  const Kb = transB ? bCols : bRows;
+  const N = transB ? bRows : bCols;
+  if (K !== Kb) {
+    throw new Error(
+      `matmul: inner dimensions differ: [${a.shape.join(", ")}]${transA ? "ᵀ" : ""} · [${b.shape.join(", ")}]${transB ? "ᵀ" : ""}`,
+    );
+  }
+  const aBatch = a.shape.slice(0, -2);
+  const bBatch = b.shape.slice(0, -2);
+  if (bBatch.length === 0 && !transA) {
+    // Fold a's batch into its rows: one big gemm (the linear-layer case).
+    return foldedMatmul(a, b, transB, M * sizeOf(aBatch), N, K, aBatch);
+  }
+  let sA = M * K;
+  let sB = K * N;
+  const outBatch = broadcastShapes(aBatch, bBatch, "matmul");
+  const batch = sizeOf(outBatch);
+  const aShared = sizeOf(aBatch) === 1 && !sameShape(aBatch, outBatch);
+  const bShared = sizeOf(bBatch) === 1 && !sameShape(bBatch, outBatch);
+  if ((!aShared && !sameShape(aBatch, outBatch)) || (!bShared && !sameShape(bBatch, outBatch))) {
+    throw new Error(
+      `matmul: batch axes [${aBatch}] and [${bBatch}] must match or one side must have none; expand first`,
+    );
+  }
+  if (aShared) sA = 0;
+  if (bShared) sB = 0;
+  const out = zeros([...outBatch, M, N]);
+  const be = backend();
+  batchedProduct(be, transA, transB, M, N, K, a.f32, sA, b.f32, sB, out.f32, M * N, batch);
+  return record("matmul", out, [a, b], (g) => {
+    const be2 = backend();
+    const sC = M * N;
+    if (a.requiresGrad) {
+      const ga = new Float32Array(a.size);
+      // op(A) grad = G·op(B)ᵀ (M×K); stored Aᵀ grad = op(B)·Gᵀ (K×M).
+      if (!transA) batchedProduct(be2, false, !transB, M, K, N, g, sC, b.f32, sB, ga, sA, batch);
+      else batchedProduct(be2, transB, true, K, M, N, b.f32, sB, g, sC, ga, sA, batch);
+      accumulateGrad(a, ga, true);
+    }
+    if (b.requiresGrad) {
+      const gb = new Float32Array(b.size);
+      // op(B) grad = op(A)ᵀ·G (K×N); stored Bᵀ grad = Gᵀ·op(A) (N×K).
+      if (!transB) batchedProduct(be2, !transA, false, K, N, M, a.f32, sA, g, sC, gb, sB, batch);
+      else batchedProduct(be2, true, transA, N, K, M, g, sC, a.f32, sA, gb, sB, batch);
+      accumulateGrad(b, gb, true);
+    }
+  });
+}
+
+/** a [..., K] · op(b) with b 2-D, as one gemm over all rows of a. */
+function foldedMatmul(
+  a: Tensor,
+  b: Tensor,
+  transB: boolean,
+  rows: number,
+  N: number,
+  K: number,
+  batchShape: number[],
+): Tensor {
+  const out = zeros([...batchShape, a.shape[a.rank - 2]!, N]);
+  const be = backend();
+  const ldb = transB ? K : N;
+  be.gemm(false, transB, rows, N, K, 1, a.f32, 0, K, b.f32, 0, ldb, 0, out.f32, 0, N);
+  return record("matmul", out, [a, b], (g) => {
+    const be2 = backend();
+    if (a.requiresGrad) {
+      const ga = new Float32Array(a.size);
+      // G [rows, N] · op(B)ᵀ [N, K]
+      be2.gemm(false, !transB, rows, K, N, 1, g, 0, N, b.f32, 0, ldb, 0, ga, 0, K);
+      accumulateGrad(a, ga, true);
+    }
+    if (b.requiresGrad) {
+      const gb = new Float32Array(b.size);
+      if (!transB) be2.gemm(true, false, K, N, rows, 1, a.f32, 0, K, g, 0, N, 0, gb, 0, N);
+      else be2.gemm(true, false, N, K, rows, 1, g, 0, N, a.f32, 0, K, 0, gb, 0, K);
+      accumulateGrad(b, gb, true);
+    }
+  });
+}
+
+/** Returns x·wᵀ (+ bias): w is [out, in] as in PyTorch, so checkpoints map one to one. */
+export function linear(x: Tensor, w: Tensor, bias?: Tensor): Tensor {
+  if (w.rank !== 2) throw new Error(`linear: weight must be [out, in], got [${w.shape.join(", ")}]`);
+  if (x.shape[x.rank - 1] !== w.shape[1]) {
+    throw new Error(
+      `linear: input [${x.shape.join(", ")}] does not end in ${w.shape[1]} (weight [${w.shape.join(", ")}])`,
+    );
+  }
+  if (x.rank < 2) throw new Error(`linear: input must have rank ≥ 2, got [${x.shape.join(", ")}]`);
+  const y = matmul(x, w, { transB: true });
+  return bias ? add(y, bias) : y;
+}

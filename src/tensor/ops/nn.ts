@@ -1,0 +1,273 @@
+/** Neural-network ops with fused kernels: softmax, losses, norms, rotary embedding, attention. */
+import type { AttentionShape } from "../backends/backend.js";
+import { backend } from "../backends/index.js";
+import type { Rng } from "../rng.js";
+import { accumulateGrad, record, Tensor, zeros } from "../tensor.js";
+import { mul, square, sub } from "./elementwise.js";
+import { mean } from "./reduce.js";
+
+function lastDim(x: Tensor, op: string): { rows: number; cols: number } {
+  if (x.rank < 1) throw new Error(`${op}: needs rank ≥ 1`);
+  const cols = x.shape[x.rank - 1]!;
+  return { rows: cols === 0 ? 0 : x.size / cols, cols };
+}
+
+function softmaxImpl(x: Tensor, log: boolean): Tensor {
+  const { rows, cols } = lastDim(x, "softmax");
+  const out = zeros(x.shape);
+  backend().softmax(x.f32, out.f32, rows, cols, log);
+  return record(log ? "logSoftmax" : "softmax", out, [x], (g) => {
+    const gx = new Float32Array(x.size);
+    backend().softmaxBackward(out.f32, g, gx, rows, cols, log);
+    accumulateGrad(x, gx, true);
+  });
+}
+
+/** Returns the softmax over the last axis. */
+export function softmax(x: Tensor): Tensor {
+  return softmaxImpl(x, false);
+}
+
+/** Returns the log-softmax over the last axis. */
+export function logSoftmax(x: Tensor): Tensor {
+  return softmaxImpl(x, true);
+}
+
+export type Reduction = "mean" | "sum" | "none";
+
+/**
+ * Returns the cross-entropy of logits [..., V] against integer targets (one per row; a target
+ * below 0 is ignored). "mean" averages over the rows that are not ignored (0 when all are);
+ * "none" returns the per-row losses (0 on ignored rows).
+ */
+export function crossEntropy(
+  logits: Tensor,
+  targets: Int32Array,
+  reduction: Reduction = "mean",
+): Tensor {
+  const { rows, cols: V } = lastDim(logits, "crossEntropy");
+  if (targets.length !== rows) {
+    throw new Error(`crossEntropy: ${targets.length} targets for ${rows} rows of logits`);
+  }
+  let counted = 0;
+  for (let i = 0; i < rows; i++) {
+    const t = targets[i]!;
+    if (t >= V) throw new Error(`crossEntropy: target ${t} at row ${i} is ≥ vocabulary ${V}`);
+    if (t >= 0) counted++;
+  }
+  const losses = new Float32Array(rows);
+  const lse = new Float32Array(rows);
+  backend().crossEntropy(logits.f32, targets, losses, lse, rows, V);
+  let out: Tensor;
+  let weight: number;
+  if (reduction === "none") {
+    out = new Tensor(losses, logits.shape.slice(0, -1));
+    weight = 1;
+  } else {
+    let s = 0;
+    for (let i = 0; i < rows; i++) s += losses[i]!;
+    weight = reduction === "sum" ? 1 : counted > 0 ? 1 / counted : 0;
+    out = new Tensor(new Float32Array([s * weight]), []);
+  }
+  return record("crossEntropy", out, [logits], (g) => {
+    const gLoss = new Float32Array(rows);
+    if (reduction === "none") gLoss.set(g);
+    else gLoss.fill(g[0]! * weight);
+    const gx = new Float32Array(logits.size);
+    backend().crossEntropyBackward(logits.f32, targets, lse, gLoss, gx, rows, V);
+    accumulateGrad(logits, gx, true);
+  });
+}
+
+/**
+ * Returns the mean squared error. "perSample" gives one value per leading index (the mean
+ * over every other axis), the reduction SPEC.md uses per image.
+ */
+export function mseLoss(
+  pred: Tensor,
+  target: Tensor,
+  reduction: "mean" | "perSample" = "mean",
+): Tensor {
+  if (pred.size !== target.size) {
+    throw new Error(`mseLoss: [${pred.shape.join(", ")}] vs [${target.shape.join(", ")}]`);
+  }
+  const d2 = square(sub(pred, target));
+  if (reduction === "mean") return mean(d2);
+  const axes = pred.shape.map((_, i) => i).slice(1);
+  return axes.length === 0 ? d2 : mean(d2, axes);
+}
+
+/** Returns RMSNorm of x over its last axis, scaled by w [dim]. */
+export function rmsNorm(x: Tensor, w: Tensor, eps = 1e-5): Tensor {
+  const { rows, cols } = lastDim(x, "rmsNorm");
+  if (w.size !== cols) throw new Error(`rmsNorm: weight has ${w.size} entries, expected ${cols}`);
+  const out = zeros(x.shape);
+  const rstd = new Float32Array(rows);
+  backend().rmsnorm(x.f32, w.f32, out.f32, rstd, rows, cols, eps);
+  return record("rmsNorm", out, [x, w], (g) => {
+    const gx = new Float32Array(x.size);
+    const gw = new Float32Array(cols);
+    backend().rmsnormBackward(x.f32, w.f32, rstd, g, gx, gw, rows, cols);
+    accumulateGrad(x, gx, true);
+    accumulateGrad(w, gw, true);
+  });
+}
+
+function groupNormImpl(
+  op: string,
+  x: Tensor,
+  N: number,
+  G: number,
+  channels: number,
+  spatial: number,
+  w: Tensor | undefined,
+  b: Tensor | undefined,
+  eps: number,
+): Tensor {
+  if (w && w.size !== channels) throw new Error(`${op}: weight has ${w.size} entries, expected ${channels}`);
+  if (b && b.size !== channels) throw new Error(`${op}: bias has ${b.size} entries, expected ${channels}`);
+  const out = zeros(x.shape);
+  const meanBuf = new Float32Array(N * G);
+  const rstd = new Float32Array(N * G);
+  const wf = w ? w.f32 : null;
+  const bf = b ? b.f32 : null;
+  backend().groupnorm(x.f32, wf, bf, out.f32, meanBuf, rstd, N, G, channels, spatial, eps);
+  const inputs = [x, ...(w ? [w] : []), ...(b ? [b] : [])];
+  return record(op, out, inputs, (g) => {
+    const gx = new Float32Array(x.size);
+    const gw = w ? new Float32Array(channels) : null;
+    const gb = b ? new Float32Array(channels) : null;
+    backend().groupnormBackward(x.f32, wf, meanBuf, rstd, g, gx, gw, gb, N, G, channels, spatial);
+    accumulateGrad(x, gx, true);
+    if (w && gw) accumulateGrad(w, gw, true);
+    if (b && gb) accumulateGrad(b, gb, true);
+  });
+}
+
+/** Returns LayerNorm of x over its last axis (optional affine w, b). */
+export function layerNorm(x: Tensor, w?: Tensor, b?: Tensor, eps = 1e-5): Tensor {
+  const { rows, cols } = lastDim(x, "layerNorm");
+  return groupNormImpl("layerNorm", x, rows, 1, cols, 1, w, b, eps);
+}
+
+/** Returns GroupNorm of x [N, C, ...spatial] with `groups` groups (optional affine per C). */
+export function groupNorm(x: Tensor, groups: number, w?: Tensor, b?: Tensor, eps = 1e-5): Tensor {
+  if (x.rank < 2) throw new Error("groupNorm: x must be [N, C, ...]");
+  const N = x.shape[0]!;
+  const C = x.shape[1]!;
+  if (C % groups !== 0) throw new Error(`groupNorm: ${C} channels are not divisible into ${groups} groups`);
+  const spatial = x.size / (N * C);
+  return groupNormImpl("groupNorm", x, N, groups, C, spatial, w, b, eps);
+}
+
+/**
+ * Returns x [B, T, H, D] rotated by RoPE with tables cos/sin of shape [B·T, D/2] (or [T, D/2],
+ * shared across the batch), in the rotate-half layout.
+ */
+export function rope(x: Tensor, cos: Float32Array, sin: Float32Array): Tensor {
+  if (x.rank !== 4) throw new Error(`rope: x must be [B, T, H, D], got [${x.shape.join(", ")}]`);
+  const [B, T, H, D] = x.shape as [number, number, number, number];
+  if (D % 2 !== 0) throw new Error(`rope: head dimension ${D} must be even`);
+  const half = D / 2;
+  let c = cos;
+  let s = sin;
+  if (cos.length === T * half && B > 1) {
+    c = new Float32Array(B * T * half);
+    s = new Float32Array(B * T * half);
+    for (let b = 0; b < B; b++) {
+      c.set(cos, b * T * half);
+      s.set(sin, b * T * half);
+    }
+  } else if (cos.length !== B * T * half || sin.length !== cos.length) {
+    throw new Error(`rope: tables must be [${B * T}, ${half}] or [${T}, ${half}]`);
+  }
+  const out = zeros(x.shape);
+  backend().rope(x.f32, out.f32, c, s, B * T, H, D, false);
+  return record("rope", out, [x], (g) => {
+    const gx = new Float32Array(x.size);
+    backend().rope(g, gx, c, s, B * T, H, D, true);
+    accumulateGrad(x, gx, true);
+  });
+}
+
+/** Returns RoPE tables cos/sin [positions.length, D/2] for integer positions and base θ. */
+export function ropeTables(
+  positions: ArrayLike<number>,
+  D: number,
+  theta = 10000,
+): { cos: Float32Array; sin: Float32Array } {
+  const half = D / 2;
+  const n = positions.length;
+  const cos = new Float32Array(n * half);
+  const sin = new Float32Array(n * half);
+  for (let i = 0; i < half; i++) {
+    const freq = theta ** (-(2 * i) / D);
+    for (let p = 0; p < n; p++) {
+      const a = positions[p]! * freq;
+      cos[p * half + i] = Math.cos(a);
+      sin[p * half + i] = Math.sin(a);
+    }
+  }
+  return { cos, sin };
+}
+
+export interface AttentionOptions {
+  /** [B, T, S] with 1 = may attend. Overrides `causal`. */
+  mask?: Uint8Array | null;
+  /** Causal mask aligned to the end (ignored when a mask is given). */
+  causal?: boolean;
+  /** Score scale; 1/√D by default. */
+  scale?: number;
+}
+
+/**
+ * Returns softmax(q·kᵀ·scale + mask)·v for q [B, T, H, D] and k, v [B, S, Hkv, D], computed
+ * by the fused kernel (no [T, S] score tensor is kept between forward and backward).
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) throw new Error("attention: q, k, v must be rank 4");
+  const [B, T, H, D] = q.shape as [number, number, number, number];
+  const [Bk, S, Hkv, Dk] = k.shape as [number, number, number, number];
+  if (Bk !== B || Dk !== D || v.shape.join() !== k.shape.join()) {
+    throw new Error(
+      `attention: q [${q.shape}] k [${k.shape}] v [${v.shape}] are not [B,T,H,D], [B,S,Hkv,D], [B,S,Hkv,D]`,
+    );
+  }
+  if (H % Hkv !== 0) throw new Error(`attention: ${H} query heads not divisible by ${Hkv} kv heads`);
+  const mask = opts.mask ?? null;
+  if (mask && mask.length !== B * T * S) {
+    throw new Error(`attention: mask has ${mask.length} entries, expected B·T·S = ${B * T * S}`);
+  }
+  const shape: AttentionShape = {
+    B,
+    T,
+    S,
+    H,
+    Hkv,
+    D,
+    scale: opts.scale ?? 1 / Math.sqrt(D),
+    causal: opts.causal ?? false,
+  };
+  const out = zeros(q.shape);
+  const lse = new Float32Array(B * H * T);
+  backend().attention(q.f32, k.f32, v.f32, mask, out.f32, lse, shape);
+  return record("attention", out, [q, k, v], (g) => {
+    const gq = new Float32Array(q.size);
+    const gk = new Float32Array(k.size);
+    const gv = new Float32Array(v.size);
+    backend().attentionBackward(q.f32, k.f32, v.f32, mask, out.f32, lse, g, gq, gk, gv, shape);
+    accumulateGrad(q, gq, true);
+    accumulateGrad(k, gk, true);
+    accumulateGrad(v, gv, true);
+  });
+}
+
+/** Returns x with elements zeroed with probability p and the rest scaled by 1/(1−p). */
+export function dropout(x: Tensor, p: number, rng: Rng, training = true): Tensor {
+  if (!(p >= 0 && p < 1)) throw new Error(`dropout: p must be in [0, 1), got ${p}`);
+  if (!training || p === 0) return x;
+  const m = new Float32Array(x.size);
+  const keep = 1 / (1 - p);
+  for (let i = 0; i < m.length; i++) m[i] = rng.uniform() < p ? 0 : keep;
+  return mul(x, new Tensor(m, x.shape));
+}

@@ -1,0 +1,56 @@
+/** Reductions over axes. */
+import { backend } from "../backends/index.js";
+import { accumulateGrad, record, stridesOf, Tensor, zeros } from "../tensor.js";
+import { broadcastStrides, coalesce } from "./broadcast.js";
+
+function reducedShape(shape: readonly number[], axes: readonly number[] | undefined): number[] {
+  if (axes === undefined) return shape.map(() => 1);
+  const out = [...shape];
+  for (const a of axes) {
+    const ax = a < 0 ? a + shape.length : a;
+    if (ax < 0 || ax >= shape.length) {
+      throw new Error(`sum: axis ${a} out of range for shape [${shape.join(", ")}]`);
+    }
+    out[ax] = 1;
+  }
+  return out;
+}
+
+/**
+ * Returns the sum over `axes` (all axes when omitted). Reduced axes are kept as size 1 with
+ * `keepDims`, else removed.
+ */
+export function sum(x: Tensor, axes?: readonly number[], keepDims = false): Tensor {
+  const kept = reducedShape(x.shape, axes);
+  const outStrides = broadcastStrides(kept, x.shape);
+  const out = zeros(kept);
+  const c = coalesce(x.shape, outStrides, stridesOf(x.shape));
+  backend().reduceSum(x.f32, c.shape, out.f32, c.strides[0]!, out.size);
+  const finalShape = keepDims
+    ? kept
+    : kept.filter((_, i) => {
+        if (axes === undefined) return false;
+        return !axes.some((a) => (a < 0 ? a + x.rank : a) === i);
+      });
+  const result = finalShape.length === kept.length ? out : new Tensor(out.data, finalShape);
+  return record("sum", result, [x], (g) => {
+    // Broadcast the reduced gradient back over x's shape.
+    const gx = new Float32Array(x.size);
+    backend().copyStrided(g, 0, c.strides[0]!, gx, 0, c.strides[1]!, c.shape, false);
+    accumulateGrad(x, gx, true);
+  });
+}
+
+/** Returns the mean over `axes` (all axes when omitted). */
+export function mean(x: Tensor, axes?: readonly number[], keepDims = false): Tensor {
+  const kept = reducedShape(x.shape, axes);
+  const count = x.size / kept.reduce((p, d) => p * d, 1);
+  const s = sum(x, axes, keepDims);
+  const out = zeros(s.shape);
+  backend().affine(s.f32, out.f32, s.size, 1 / count, 0);
+  return record("mean", out, [s], (g) => {
+    const gs = new Float32Array(g.length);
+    backend().affine(g, gs, g.length, 1 / count, 0);
+    accumulateGrad(s, gs, true);
+  });
+}

@@ -1,0 +1,100 @@
+/** Shared test helpers: backend iteration and finite-difference gradient checks. */
+import assert from "node:assert/strict";
+import { type BackendName, setBackend, tryNativeBackend } from "../src/tensor/backends/index.js";
+import { Rng } from "../src/tensor/rng.js";
+import { noGrad, type Tensor } from "../src/tensor/tensor.js";
+
+/** Returns the backends available here: js always, native when the addon is built. */
+export function availableBackends(): BackendName[] {
+  return tryNativeBackend().backend ? ["js", "native"] : ["js"];
+}
+
+/** Returns why the native backend is missing, or null. */
+export function nativeMissing(): string | null {
+  const n = tryNativeBackend();
+  return n.backend ? null : `native backend not built: ${n.error}`;
+}
+
+/** Runs fn with `name` as the active backend, restoring js afterwards. */
+export function withBackend<T>(name: BackendName, fn: () => T): T {
+  setBackend(name);
+  try {
+    return fn();
+  } finally {
+    setBackend("js");
+  }
+}
+
+export interface GradCheckOptions {
+  /** Finite-difference step (float32 needs a large one). */
+  eps?: number;
+  /** Absolute tolerance, scaled by the largest gradient magnitude. */
+  atol?: number;
+  /** Relative tolerance. */
+  rtol?: number;
+  /** Elements checked per input (all when the input is smaller). */
+  samples?: number;
+  seed?: number;
+}
+
+/**
+ * Checks the analytic gradients of `f` at `inputs` against central finite differences of
+ * L = Σ f(inputs) ⊙ r for a fixed random r. Throws with the worst mismatch.
+ */
+export function gradCheck(
+  f: (xs: Tensor[]) => Tensor,
+  inputs: Tensor[],
+  opts: GradCheckOptions = {},
+): void {
+  const eps = opts.eps ?? 1e-2;
+  const atol = opts.atol ?? 1e-2;
+  const rtol = opts.rtol ?? 2e-2;
+  const samples = opts.samples ?? 24;
+  const rng = new Rng(opts.seed ?? 7);
+  for (const x of inputs) {
+    x.requiresGrad = true;
+    x.grad = null;
+  }
+  const out = f(inputs);
+  const r = new Float32Array(out.size);
+  rng.fillNormal(r);
+  out.backward(r);
+  const lossAt = (): number =>
+    noGrad(() => {
+      const o = f(inputs).f32;
+      let s = 0;
+      for (let i = 0; i < o.length; i++) s += o[i]! * r[i]!;
+      return s;
+    });
+  inputs.forEach((x, xi) => {
+    const grad = x.grad ?? new Float32Array(x.size);
+    let gmax = 0;
+    for (let i = 0; i < grad.length; i++) gmax = Math.max(gmax, Math.abs(grad[i]!));
+    const idx =
+      x.size <= samples ? [...Array(x.size).keys()] : Array.from({ length: samples }, () => rng.int(x.size));
+    const d = x.f32;
+    for (const i of idx) {
+      const orig = d[i]!;
+      d[i] = orig + eps;
+      const lp = lossAt();
+      d[i] = orig - eps;
+      const lm = lossAt();
+      d[i] = orig;
+      const num = (lp - lm) / (2 * eps);
+      const ana = grad[i]!;
+      const tol = atol * Math.max(1, gmax) + rtol * Math.abs(num);
+      assert.ok(
+        Math.abs(num - ana) <= tol,
+        `input ${xi} element ${i}: analytic ${ana} vs numeric ${num} (tol ${tol.toExponential(2)})`,
+      );
+    }
+  });
+}
+
+/** Returns the largest |a − b| over two arrays of equal length. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length, "length mismatch");
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
