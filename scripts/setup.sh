@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine for transfusion: system packages, npm packages, the native
+# backend and the compiled CLI. Safe to run again; it skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# libopenblas-dev: BLAS for the native backend; g++ builds it; dataset-fashion-mnist: one of
+# the built-in datasets (optional for the rest).
+packages=(g++ make python3 libopenblas-dev dataset-fashion-mnist)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "setup: installing Debian packages: ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: apt-get not found; install ${missing[*]} yourself for the native backend" >&2
+  fi
+fi
+
+echo "setup: installing npm packages (npm ci; builds the native backend)"
+npm ci --no-audit --no-fund
+
+if [ ! -f build/Release/transfusion_native.node ]; then
+  echo "setup: the native backend did not build during npm ci; building it again to show why"
+  npm run build:native
+fi
+
+echo "setup: compiling TypeScript"
+npm run build
+echo "setup: done"

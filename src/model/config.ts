@@ -1,0 +1,172 @@
+/**
+ * The Transfusion model configuration: a typed object with SPEC.md's defaults, named presets,
+ * and validation that names the offending field.
+ */
+import { swigluHidden } from "../nn/transformer.js";
+
+export type PatchEncoderKind = "linear" | "unet";
+
+export interface TransfusionConfig {
+  /** Text vocabulary size (including the special tokens). */
+  vocab: number;
+  dim: number;
+  layers: number;
+  heads: number;
+  /** SwiGLU hidden size (≈ 8/3·dim by default). */
+  mlpHidden: number;
+  ropeTheta: number;
+  /** Latent grid of one image: channels × size × size (the VAE's output). */
+  latentChannels: number;
+  latentSize: number;
+  /** Side of the square patch cut from the latent: 1, 2, 4 or 8. */
+  patchSize: number;
+  /** Patch encoder/decoder between latent patches and the transformer width. */
+  encoder: PatchEncoderKind;
+  /** Channel width of the U-Net blocks (encoder "unet" only). */
+  unetWidth: number;
+  /** Attention among patches of one image: bidirectional (paper) or causal (ablation). */
+  imageAttention: "bidirectional" | "causal";
+  /** Patch positions: 1-D RoPE over the sequence (default) or 2-D RoPE over the grid. */
+  patchRope: "1d" | "2d";
+  /** Diffusion objective: DDPM ε-prediction (paper) or flow matching (option). */
+  objective: "ddpm" | "flow";
+  /** Diffusion steps the model is trained on. */
+  diffusionSteps: number;
+  /** Weight of the diffusion loss: L = L_LM + λ·L_DDPM. */
+  lambda: number;
+}
+
+/** Returns the number of patches per image. */
+export function patchesPerImage(c: TransfusionConfig): number {
+  const g = c.latentSize / c.patchSize;
+  return g * g;
+}
+
+/** Returns the length of one patch vector (C·k²). */
+export function patchDim(c: TransfusionConfig): number {
+  return c.latentChannels * c.patchSize * c.patchSize;
+}
+
+const BASE: Omit<TransfusionConfig, "vocab" | "dim" | "layers" | "heads" | "mlpHidden"> = {
+  ropeTheta: 10000,
+  latentChannels: 4,
+  latentSize: 8,
+  patchSize: 1,
+  encoder: "linear",
+  unetWidth: 64,
+  imageAttention: "bidirectional",
+  patchRope: "1d",
+  objective: "ddpm",
+  diffusionSteps: 1000,
+  lambda: 5,
+};
+
+function preset(vocab: number, dim: number, layers: number, heads: number): TransfusionConfig {
+  return { ...BASE, vocab, dim, layers, heads, mlpHidden: swigluHidden(dim) };
+}
+
+/**
+ * Named presets. `tiny` is for tests, `small` for the demo on a 2-core CPU, `paper-0.16B` the
+ * paper's smallest size (validates; far too large to train here).
+ */
+export const PRESETS: Record<string, () => TransfusionConfig> = {
+  tiny: () => preset(512, 64, 2, 4),
+  small: () => preset(1024, 256, 6, 4),
+  base: () => preset(4096, 384, 8, 6),
+  "paper-0.16B": () => ({
+    ...preset(65536, 768, 16, 12),
+    latentChannels: 8,
+    latentSize: 32,
+    patchSize: 2,
+  }),
+};
+
+/** Returns the preset `name` with `overrides` applied and validated. */
+export function makeConfig(
+  name: string,
+  overrides: Partial<TransfusionConfig> = {},
+): TransfusionConfig {
+  const make = PRESETS[name];
+  if (!make)
+    throw new Error(`unknown preset "${name}"; choose one of ${Object.keys(PRESETS).join(", ")}`);
+  return validateConfig({ ...make(), ...overrides });
+}
+
+const KEYS = new Set<string>(
+  Object.keys({ ...BASE, vocab: 0, dim: 0, layers: 0, heads: 0, mlpHidden: 0 }),
+);
+
+/** Returns a validated config from untrusted JSON; unknown or invalid fields throw by name. */
+export function validateConfig(raw: unknown, source = "config"): TransfusionConfig {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new Error(`${source}: expected a JSON object`);
+  }
+  const o = raw as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (!KEYS.has(k)) throw new Error(`${source}: unknown field "${k}"`);
+  }
+  const int = (k: string, min: number): number => {
+    const v = o[k];
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
+      throw new Error(
+        `${source}: field "${k}" must be an integer ≥ ${min}, got ${JSON.stringify(v)}`,
+      );
+    }
+    return v;
+  };
+  const num = (k: string, min: number): number => {
+    const v = o[k];
+    if (typeof v !== "number" || !Number.isFinite(v) || v < min) {
+      throw new Error(
+        `${source}: field "${k}" must be a number ≥ ${min}, got ${JSON.stringify(v)}`,
+      );
+    }
+    return v;
+  };
+  const oneOf = <T extends string>(k: string, allowed: readonly T[]): T => {
+    const v = o[k];
+    if (typeof v !== "string" || !allowed.includes(v as T)) {
+      throw new Error(
+        `${source}: field "${k}" must be one of ${allowed.join(", ")}, got ${JSON.stringify(v)}`,
+      );
+    }
+    return v as T;
+  };
+  const c: TransfusionConfig = {
+    vocab: int("vocab", 8),
+    dim: int("dim", 8),
+    layers: int("layers", 1),
+    heads: int("heads", 1),
+    mlpHidden: int("mlpHidden", 1),
+    ropeTheta: num("ropeTheta", 1),
+    latentChannels: int("latentChannels", 1),
+    latentSize: int("latentSize", 1),
+    patchSize: int("patchSize", 1),
+    encoder: oneOf("encoder", ["linear", "unet"] as const),
+    unetWidth: int("unetWidth", 4),
+    imageAttention: oneOf("imageAttention", ["bidirectional", "causal"] as const),
+    patchRope: oneOf("patchRope", ["1d", "2d"] as const),
+    objective: oneOf("objective", ["ddpm", "flow"] as const),
+    diffusionSteps: int("diffusionSteps", 2),
+    lambda: num("lambda", 0),
+  };
+  if (c.dim % c.heads !== 0)
+    throw new Error(`${source}: "dim" (${c.dim}) must be divisible by "heads" (${c.heads})`);
+  const headDim = c.dim / c.heads;
+  if (headDim % 2 !== 0)
+    throw new Error(`${source}: head dimension dim/heads = ${headDim} must be even (RoPE)`);
+  if (c.patchRope === "2d" && headDim % 4 !== 0) {
+    throw new Error(`${source}: 2-D RoPE needs dim/heads divisible by 4, got ${headDim}`);
+  }
+  if (![1, 2, 4, 8].includes(c.patchSize))
+    throw new Error(`${source}: "patchSize" must be 1, 2, 4 or 8`);
+  if (c.latentSize % c.patchSize !== 0) {
+    throw new Error(
+      `${source}: "latentSize" ${c.latentSize} is not divisible by "patchSize" ${c.patchSize}`,
+    );
+  }
+  if (c.encoder === "unet" && c.unetWidth % 4 !== 0) {
+    throw new Error(`${source}: "unetWidth" must be a multiple of 4 (GroupNorm groups)`);
+  }
+  return c;
+}

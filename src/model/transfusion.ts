@@ -1,0 +1,165 @@
+/**
+ * The Transfusion model: one Llama-style transformer over a sequence that mixes text tokens and
+ * image patches. Text positions get a next-token head; patch positions get the patch decoder,
+ * aligned (position i predicts the noise of patch i).
+ */
+import { Embedding, Linear, RMSNorm } from "../nn/layers.js";
+import { Module } from "../nn/module.js";
+import { Block } from "../nn/transformer.js";
+import { mul } from "../tensor/ops/elementwise.js";
+import { gather, indexAdd, reshape } from "../tensor/ops/shape.js";
+import type { Rng } from "../tensor/rng.js";
+import { Tensor } from "../tensor/tensor.js";
+import { patchesPerImage, type TransfusionConfig } from "./config.js";
+import { makePatchCodec, type PatchCodec } from "./encoders.js";
+import { buildMask, type SequenceLayout } from "./layout.js";
+
+export interface TransfusionOutput {
+  /** Logits [R, vocab] at the R positions listed in `textRows`. */
+  textLogits: Tensor | null;
+  /** Flattened positions (row·T + i) whose logits were computed. */
+  textRows: Int32Array;
+  /** The decoder's prediction [N, C, H, W] for each image of the layout, in order. */
+  imagePred: Tensor | null;
+}
+
+export interface ForwardOptions {
+  /** Positions whose text logits to compute; default: those with a text target. */
+  textRows?: Int32Array;
+  /** Skip the image decoder (e.g. while sampling text). */
+  skipImagePred?: boolean;
+}
+
+export class Transfusion extends Module {
+  readonly embed: Embedding;
+  readonly codec: PatchCodec;
+  readonly blocks: Block[] = [];
+  readonly norm: RMSNorm;
+  readonly head: Linear;
+
+  constructor(
+    readonly config: TransfusionConfig,
+    rng: Rng,
+  ) {
+    super();
+    const c = config;
+    this.embed = this.child("embed", new Embedding(c.vocab, c.dim, rng));
+    this.codec = this.child("image_codec", makePatchCodec(c, rng));
+    for (let i = 0; i < c.layers; i++) {
+      this.blocks.push(
+        this.child(
+          `layers.${i}`,
+          new Block(
+            {
+              dim: c.dim,
+              heads: c.heads,
+              mlpHidden: c.mlpHidden,
+              mlp: "swiglu",
+              norm: "rms",
+              layers: c.layers,
+            },
+            rng,
+          ),
+        ),
+      );
+    }
+    this.norm = this.child("norm", new RMSNorm(c.dim));
+    this.head = this.child("head", new Linear(c.dim, c.vocab, rng, { std: 0.02 }));
+  }
+
+  /** Returns RoPE tables [B·T, D/2] for the layout (1-D, or 2-D over each image's patch grid). */
+  ropeTables(layout: SequenceLayout): { cos: Float32Array; sin: Float32Array } {
+    const D = this.config.dim / this.config.heads;
+    const half = D / 2;
+    const n = layout.batch * layout.seqLen;
+    const rowPos = Float64Array.from(layout.positions);
+    const colPos = Float64Array.from(layout.positions);
+    const twoD = this.config.patchRope === "2d";
+    if (twoD) {
+      // Patch (r, c) of an image whose first patch sits at position p gets (p + r, p + c).
+      for (const img of layout.images) {
+        const base = img.row * layout.seqLen + img.start;
+        const p0 = layout.positions[base]!;
+        for (let r = 0; r < img.gridH; r++) {
+          for (let c = 0; c < img.gridW; c++) {
+            rowPos[base + r * img.gridW + c] = p0 + r;
+            colPos[base + r * img.gridW + c] = p0 + c;
+          }
+        }
+      }
+    }
+    const cos = new Float32Array(n * half);
+    const sin = new Float32Array(n * half);
+    const quarter = half / 2;
+    for (let i = 0; i < half; i++) {
+      // In 2-D mode each axis gets half of the frequencies, spread over the same range.
+      const freq = twoD
+        ? this.config.ropeTheta ** (-(2 * (i % quarter)) / half)
+        : this.config.ropeTheta ** (-(2 * i) / D);
+      const pos = twoD && i >= quarter ? colPos : rowPos;
+      for (let p = 0; p < n; p++) {
+        const a = pos[p]! * freq;
+        cos[p * half + i] = Math.cos(a);
+        sin[p * half + i] = Math.sin(a);
+      }
+    }
+    return { cos, sin };
+  }
+
+  /**
+   * Returns the text logits and image predictions for a batch laid out by `layout`, with noisy
+   * latents xt [N, C, H, W] (one per layout image) at integer timesteps t.
+   */
+  forward(
+    layout: SequenceLayout,
+    xt: Tensor | null,
+    t: ArrayLike<number>,
+    opts: ForwardOptions = {},
+  ): TransfusionOutput {
+    const c = this.config;
+    const { batch: B, seqLen: T } = layout;
+    const nImages = layout.images.length;
+    if (nImages > 0 && (!xt || xt.shape[0] !== nImages)) {
+      throw new Error(
+        `Transfusion.forward: ${nImages} images in the layout but latents for ${xt ? xt.shape[0] : 0}`,
+      );
+    }
+    let x = this.embed.forward(layout.tokens); // [B·T, d]
+    let patchIdx = new Int32Array(0);
+    let skips: Tensor[] = [];
+    if (nImages > 0 && xt) {
+      const n = patchesPerImage(c);
+      patchIdx = new Int32Array(nImages * n);
+      const keep = new Float32Array(B * T).fill(1);
+      layout.images.forEach((img, k) => {
+        const base = img.row * T + img.start;
+        for (let p = 0; p < n; p++) {
+          patchIdx[k * n + p] = base + p;
+          keep[base + p] = 0;
+        }
+      });
+      const enc = this.codec.encode(xt, t);
+      skips = enc.skips;
+      // Patch positions carry the patch embedding instead of the (padding) token embedding.
+      x = indexAdd(mul(x, new Tensor(keep, [B * T, 1])), patchIdx, enc.tokens);
+    }
+    const { cos, sin } = this.ropeTables(layout);
+    const mask = buildMask(layout, c.imageAttention);
+    let h = reshape(x, [B, T, c.dim]);
+    for (const block of this.blocks) h = block.forward(h, { cos, sin, mask });
+    const hn = reshape(this.norm.forward(h), [B * T, c.dim]);
+
+    let textRows = opts.textRows;
+    if (!textRows) {
+      const rows: number[] = [];
+      for (let i = 0; i < B * T; i++) if (layout.textTargets[i]! >= 0) rows.push(i);
+      textRows = Int32Array.from(rows);
+    }
+    const textLogits = textRows.length > 0 ? this.head.forward(gather(hn, textRows)) : null;
+    const imagePred =
+      nImages > 0 && !opts.skipImagePred
+        ? this.codec.decode(gather(hn, patchIdx), nImages, skips)
+        : null;
+    return { textLogits, textRows, imagePred };
+  }
+}
