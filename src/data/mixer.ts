@@ -1,0 +1,119 @@
+/**
+ * The training-data mixer (SPEC.md §5): builds each batch of packed sequences from image–caption
+ * pairs and plain text. Caption first 80% of the time (the caption dropped 10% of those, for
+ * guidance), image first 20% (its timestep capped at 500), and text-only documents added until
+ * text and image positions reach the configured ratio.
+ */
+import type { TransfusionBatch } from "../model/loss.js";
+import type { Rng } from "../tensor/rng.js";
+import { documentLength, packDocuments, type PackOptions, type TokenDocument } from "./pack.js";
+
+export interface MixerOptions {
+  seqLen: number;
+  /** Rows (sequences) per batch. */
+  rows: number;
+  /** Probability that a pair is laid out caption → image (else image → caption). */
+  captionFirst: number;
+  /** Probability that a caption-first pair loses its caption (unconditional example). */
+  captionDropout: number;
+  /** Upper bound (exclusive) of t for image-first pairs; null for no cap. */
+  noiseCap: number | null;
+  /** Diffusion steps T; t is drawn uniformly from [0, T). */
+  diffusionSteps: number;
+  /** Text positions per image patch position in a batch (1 = the paper's 1:1; 0 = no plain text). */
+  textRatio: number;
+  /** Longest plain-text document. */
+  maxTextChunk: number;
+}
+
+export const DEFAULT_MIXER: Omit<MixerOptions, "seqLen" | "rows"> = {
+  captionFirst: 0.8,
+  captionDropout: 0.1,
+  noiseCap: 500,
+  diffusionSteps: 1000,
+  textRatio: 1,
+  maxTextChunk: 128,
+};
+
+export interface MixerSources {
+  /** Token ids of each training caption; pair i uses latent i. */
+  captions: readonly (readonly number[])[];
+  /** Clean latents of the training images, [N, per] flattened. */
+  latents: Float32Array;
+  /** Numbers per latent (C·H·W). */
+  latentSize: number;
+  /** Tokenised plain-text corpus (optional). */
+  text?: Int32Array;
+}
+
+/** Returns a caption-first or image-first document for pair `i` (and its image's t). */
+export function pairDocument(
+  i: number,
+  caption: readonly number[],
+  rng: Rng,
+  opts: Omit<MixerOptions, "seqLen" | "rows">,
+): TokenDocument {
+  if (rng.uniform() < opts.captionFirst) {
+    const t = rng.int(opts.diffusionSteps);
+    const dropped = rng.uniform() < opts.captionDropout;
+    return { segments: dropped ? [{ image: i, t }] : [{ text: caption }, { image: i, t }] };
+  }
+  const cap = opts.noiseCap === null ? opts.diffusionSteps : Math.min(opts.noiseCap, opts.diffusionSteps);
+  return { segments: [{ image: i, t: rng.int(cap) }, { text: caption }] };
+}
+
+/** Returns one training batch drawn with `rng` (deterministic for a given rng state). */
+export function mixBatch(
+  sources: MixerSources,
+  pack: Omit<PackOptions, "seqLen">,
+  opts: MixerOptions,
+  rng: Rng,
+): TransfusionBatch {
+  const n = sources.captions.length;
+  if (n === 0) throw new Error("mixBatch: no image–caption pairs");
+  const packOpts: PackOptions = { ...pack, seqLen: opts.seqLen };
+  const patches = pack.gridH * pack.gridW;
+  const docs: TokenDocument[] = [];
+  let textPositions = 0;
+  let imagePositions = 0;
+  let row = 0;
+  let fill = 0;
+  const text = sources.text && sources.text.length > 1 ? sources.text : null;
+  const place = (d: TokenDocument): boolean => {
+    const len = documentLength(d, packOpts);
+    if (len > opts.seqLen) return false;
+    if (fill + len > opts.seqLen) {
+      if (row + 1 >= opts.rows) return false;
+      row++;
+      fill = 0;
+    }
+    fill += len;
+    docs.push(d);
+    return true;
+  };
+  // Alternate between pairs and plain text, keeping text:image positions near the ratio.
+  for (let guard = 0; guard < 10_000; guard++) {
+    const wantText = text !== null && opts.textRatio > 0 && textPositions < opts.textRatio * imagePositions;
+    if (wantText) {
+      const room = opts.seqLen - fill - (pack.eodId === undefined ? 0 : 1);
+      const len = Math.min(opts.maxTextChunk, room >= 8 ? room : opts.maxTextChunk, text.length);
+      const start = rng.int(text.length - len + 1);
+      const d = { segments: [{ text: Array.from(text.subarray(start, start + len)) }] };
+      if (!place(d)) break;
+      textPositions += len;
+    } else {
+      const i = rng.int(n);
+      const d = pairDocument(i, sources.captions[i]!, rng, opts);
+      if (!place(d)) break;
+      imagePositions += patches;
+      for (const s of d.segments) if ("text" in s) textPositions += s.text.length;
+    }
+  }
+  const packed = packDocuments(docs, packOpts, opts.rows);
+  const per = sources.latentSize;
+  const latents = new Float32Array(packed.imageSources.length * per);
+  packed.imageSources.forEach((s, k) => {
+    latents.set(sources.latents.subarray(s.latent * per, (s.latent + 1) * per), k * per);
+  });
+  return { layout: packed.layout, latents };
+}

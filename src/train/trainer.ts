@@ -1,0 +1,282 @@
+/**
+ * The training loop: AdamW with warmup + cosine decay, global-norm clipping, an EMA of the
+ * weights, NaN/Inf guarding, atomic checkpoints and exact resume.
+ *
+ * Every step's randomness (which examples, their layout, t, noise) comes from an RNG seeded by
+ * (seed, step), so a resumed run replays exactly the losses of an uninterrupted one.
+ */
+import { join } from "node:path";
+import type { NoiseSchedule } from "../diffusion/schedule.js";
+import { type TransfusionBatch, transfusionLoss } from "../model/loss.js";
+import type { Transfusion } from "../model/transfusion.js";
+import { backend } from "../tensor/backends/index.js";
+import { AdamW, clipFactor, cosineLr } from "../tensor/optim.js";
+import { Rng } from "../tensor/rng.js";
+import {
+  loadModuleTensors,
+  loadOptimizerTensors,
+  MODEL_FILE,
+  moduleTensors,
+  optimizerTensors,
+  readSafetensorsFile,
+  replaceFolder,
+  resolveCheckpointDir,
+  TRAIN_STATE_FILE,
+  writeSafetensorsFile,
+} from "./checkpoint.js";
+
+export interface TrainSettings {
+  steps: number;
+  maxLr: number;
+  minLr: number;
+  warmupSteps: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Global gradient-norm limit (0 = off). */
+  clip: number;
+  /** EMA decay of the sampling weights (0 = no EMA: sample with the raw weights). */
+  emaDecay: number;
+  seed: number;
+  /** Steps between checkpoints (0 = only at the end). */
+  checkpointEvery: number;
+  /** Consecutive non-finite steps tolerated before stopping. */
+  nanPatience: number;
+}
+
+/** Paper optimiser settings (SPEC.md §7) with learning rate and warmup scaled for small runs. */
+export const DEFAULT_TRAIN: TrainSettings = {
+  steps: 2000,
+  maxLr: 1e-3,
+  minLr: 5e-5,
+  warmupSteps: 100,
+  weightDecay: 0.1,
+  beta1: 0.9,
+  beta2: 0.95,
+  eps: 1e-8,
+  clip: 1,
+  emaDecay: 0.995,
+  seed: 0,
+  checkpointEvery: 250,
+  nanPatience: 20,
+};
+
+export interface StepMetrics {
+  step: number;
+  lm: number;
+  image: number;
+  total: number;
+  lr: number;
+  gradNorm: number;
+  tokensPerSecond: number;
+  stepSeconds: number;
+  skipped: boolean;
+}
+
+export interface TrainerOptions {
+  model: Transfusion;
+  settings: TrainSettings;
+  schedule: NoiseSchedule;
+  /** Returns the batch of `step`, drawn from `rng` only. */
+  batchFor: (step: number, rng: Rng) => TransfusionBatch;
+  /** Checkpoint folder; null for none. */
+  checkpointDir: string | null;
+  /** Writes the non-weight files of a checkpoint (config, tokenizer, VAE) into a folder. */
+  writeStatic?: (dir: string, step: number) => void;
+  onStep?: (m: StepMetrics) => void | Promise<void>;
+  onCheckpoint?: (dir: string, step: number) => void;
+  /** Polled between steps; true saves a checkpoint and stops. */
+  shouldStop?: () => boolean;
+}
+
+/** Returns a 32-bit seed mixing (seed, step, stream). */
+export function stepSeed(seed: number, step: number, stream: number): number {
+  let h = (seed ^ 0x9e3779b9) >>> 0;
+  for (const v of [step, stream]) {
+    h = Math.imul(h ^ v, 0x85ebca6b) >>> 0;
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
+    h = (h ^ (h >>> 16)) >>> 0;
+  }
+  return h;
+}
+
+export class Trainer {
+  readonly model: Transfusion;
+  readonly opt: AdamW;
+  readonly settings: TrainSettings;
+  /** EMA of each parameter, by name. */
+  readonly ema = new Map<string, Float32Array>();
+  /** Steps completed. */
+  step = 0;
+  /** Non-finite steps skipped so far. */
+  skippedSteps = 0;
+  private consecutiveBad = 0;
+
+  constructor(private readonly o: TrainerOptions) {
+    this.model = o.model;
+    this.settings = o.settings;
+    const s = o.settings;
+    this.opt = new AdamW(
+      o.model.namedParameters().map(([name, p]) => ({
+        param: p,
+        // Norm gains, biases and embeddings are not decayed (the usual AdamW practice).
+        decay: p.rank >= 2 && !name.startsWith("embed."),
+      })),
+      { lr: s.maxLr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay },
+    );
+    for (const [name, p] of o.model.namedParameters()) this.ema.set(name, p.f32.slice());
+  }
+
+  /** Loads the checkpoint at `dir` (or its `.old` twin); returns the step it resumes from. */
+  resume(dir: string): number {
+    const found = resolveCheckpointDir(dir);
+    if (!found) throw new Error(`no checkpoint to resume in ${dir}`);
+    const statePath = join(found, TRAIN_STATE_FILE);
+    const state = readSafetensorsFile(statePath);
+    loadOptimizerTensors(this.model, this.opt, state, statePath);
+    const modelPath = join(found, MODEL_FILE);
+    const emaFile = readSafetensorsFile(modelPath);
+    for (const [name, p] of this.model.namedParameters()) {
+      const e = emaFile.tensors[name];
+      if (!e || !(e.data instanceof Float32Array) || e.data.length !== p.size) {
+        throw new Error(`${modelPath}: missing or mis-shaped tensor "${name}"`);
+      }
+      this.ema.get(name)!.set(e.data);
+    }
+    const step = Number(state.metadata.step);
+    const adamStep = Number(state.metadata.adam_step);
+    if (!Number.isInteger(step) || step < 0 || !Number.isInteger(adamStep)) {
+      throw new Error(`${statePath}: metadata "step"/"adam_step" missing or invalid`);
+    }
+    this.step = step;
+    this.opt.step = adamStep;
+    this.skippedSteps = Number(state.metadata.skipped_steps ?? 0) || 0;
+    return step;
+  }
+
+  /** Returns the learning rate of step `step`. */
+  lr(step: number): number {
+    const s = this.settings;
+    return cosineLr(step, { maxLr: s.maxLr, minLr: s.minLr, warmupSteps: s.warmupSteps, totalSteps: s.steps });
+  }
+
+  /** Runs one step (or skips it if the loss or gradients are not finite); returns its metrics. */
+  trainStep(): StepMetrics {
+    const t0 = process.hrtime.bigint();
+    const { seed } = this.settings;
+    const batch = this.o.batchFor(this.step, new Rng(stepSeed(seed, this.step, 1)));
+    const parts = transfusionLoss(this.model, batch, this.o.schedule, new Rng(stepSeed(seed, this.step, 2)));
+    const total = parts.total.item();
+    parts.total.backward();
+    const params = this.model.parameters();
+    const { norm, factor } = clipFactor(params, this.settings.clip);
+    const lr = this.lr(this.step);
+    const finite = Number.isFinite(total) && Number.isFinite(norm);
+    if (finite) {
+      this.opt.update(lr, factor);
+      this.updateEma();
+      this.consecutiveBad = 0;
+    } else {
+      this.skippedSteps++;
+      this.consecutiveBad++;
+    }
+    this.opt.zeroGrad();
+    this.step++;
+    if (this.consecutiveBad > this.settings.nanPatience) {
+      throw new Error(
+        `training stopped: ${this.consecutiveBad} consecutive steps had a non-finite loss or gradient ` +
+          `(last loss ${total}, grad norm ${norm}); lower the learning rate or check the data. ` +
+          "The last good checkpoint was kept.",
+      );
+    }
+    const stepSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    return {
+      step: this.step,
+      lm: parts.lm,
+      image: parts.image,
+      total,
+      lr,
+      gradNorm: norm,
+      tokensPerSecond: (batch.layout.batch * batch.layout.seqLen) / stepSeconds,
+      stepSeconds,
+      skipped: !finite,
+    };
+  }
+
+  private updateEma(): void {
+    const d0 = this.settings.emaDecay;
+    if (d0 <= 0) return;
+    // Warm the average up so early checkpoints are not dominated by the random init.
+    const d = Math.min(d0, (1 + this.opt.step) / (10 + this.opt.step));
+    const be = backend();
+    for (const [name, p] of this.model.namedParameters()) {
+      const e = this.ema.get(name)!;
+      be.affine(e, e, e.length, d, 0);
+      be.axpy(e.length, 1 - d, p.f32, e);
+    }
+  }
+
+  /** Returns the sampling weights by name (the EMA, or the raw weights when EMA is off). */
+  samplingWeights(): Map<string, Float32Array> {
+    if (this.settings.emaDecay > 0) return this.ema;
+    return new Map(this.model.namedParameters().map(([n, p]) => [n, p.f32]));
+  }
+
+  /** Writes a checkpoint of the current state to the configured folder (atomically). */
+  save(): string | null {
+    const dir = this.o.checkpointDir;
+    if (!dir) return null;
+    for (const p of this.model.parameters()) {
+      for (const v of p.f32) {
+        if (!Number.isFinite(v)) throw new Error(`refusing to checkpoint non-finite weights in ${p.name ?? "a parameter"}`);
+      }
+    }
+    replaceFolder(dir, (tmp) => {
+      this.o.writeStatic?.(tmp, this.step);
+      writeSafetensorsFile(join(tmp, MODEL_FILE), moduleTensors(this.model, "", this.samplingWeights()), {
+        format: "transfusion-model/1",
+        step: String(this.step),
+      });
+      writeSafetensorsFile(join(tmp, TRAIN_STATE_FILE), optimizerTensors(this.model, this.opt), {
+        step: String(this.step),
+        adam_step: String(this.opt.step),
+        seed: String(this.settings.seed),
+        skipped_steps: String(this.skippedSteps),
+      });
+    });
+    this.o.onCheckpoint?.(dir, this.step);
+    return dir;
+  }
+
+  /**
+   * Trains until `settings.steps` (or a stop request), checkpointing as configured. Yields to
+   * the event loop between steps so signals (Ctrl-C) and async hooks get to run.
+   */
+  async run(): Promise<{ steps: number; interrupted: boolean }> {
+    const every = this.settings.checkpointEvery;
+    while (this.step < this.settings.steps) {
+      const m = this.trainStep();
+      await this.o.onStep?.(m);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.o.shouldStop?.()) {
+        this.save();
+        return { steps: this.step, interrupted: true };
+      }
+      if (every > 0 && this.step % every === 0 && this.step < this.settings.steps) this.save();
+    }
+    this.save();
+    return { steps: this.step, interrupted: false };
+  }
+}
+
+/** Copies sampling weights into a model (e.g. a second instance used only for sampling). */
+export function loadWeights(model: Transfusion, weights: Map<string, Float32Array>): void {
+  for (const [name, p] of model.namedParameters()) {
+    const w = weights.get(name);
+    if (!w || w.length !== p.size) throw new Error(`loadWeights: missing or mis-shaped "${name}"`);
+    p.f32.set(w);
+  }
+}
+
+export { loadModuleTensors };

@@ -1,0 +1,103 @@
+// The trainer: exact resume, NaN guarding, and checkpoints that survive failed writes.
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { packDocuments, type TokenDocument } from "../../src/data/pack.js";
+import { cosineSchedule } from "../../src/diffusion/schedule.js";
+import { makeConfig } from "../../src/model/config.js";
+import type { TransfusionBatch } from "../../src/model/loss.js";
+import { Transfusion } from "../../src/model/transfusion.js";
+import type { Rng } from "../../src/tensor/rng.js";
+import { Rng as R } from "../../src/tensor/rng.js";
+import { replaceFolder, resolveCheckpointDir } from "../../src/train/checkpoint.js";
+import { DEFAULT_TRAIN, type TrainSettings, Trainer } from "../../src/train/trainer.js";
+
+const cfg = makeConfig("tiny", { vocab: 24, dim: 32, layers: 1, heads: 2, mlpHidden: 48, latentSize: 4, patchSize: 2 });
+
+function batchFor(_step: number, rng: Rng, poison = false): TransfusionBatch {
+  const docs: TokenDocument[] = [];
+  for (let d = 0; d < 3; d++) {
+    docs.push({
+      segments: [
+        { text: Array.from({ length: 3 }, () => 4 + rng.int(20)) },
+        { image: d, t: rng.int(1000) },
+      ],
+    });
+  }
+  const { layout } = packDocuments(docs, { seqLen: 32, gridH: 2, gridW: 2, boiId: 1, eoiId: 2, padId: 0, eodId: 3 });
+  const latents = new Float32Array(layout.images.length * 64);
+  rng.fillNormal(latents);
+  if (poison) latents[0] = Number.NaN;
+  return { layout, latents };
+}
+
+function settings(over: Partial<TrainSettings> = {}): TrainSettings {
+  return { ...DEFAULT_TRAIN, steps: 6, warmupSteps: 2, maxLr: 3e-3, checkpointEvery: 0, seed: 5, ...over };
+}
+
+function makeTrainer(dir: string | null, s: TrainSettings, poisonFrom = Infinity) {
+  const model = new Transfusion(cfg, new R(1));
+  const losses: number[] = [];
+  let stopAt = -1;
+  const trainer = new Trainer({
+    model,
+    settings: s,
+    schedule: cosineSchedule(),
+    batchFor: (step, rng) => batchFor(step, rng, step >= poisonFrom),
+    checkpointDir: dir,
+    onStep: (m) => {
+      losses.push(m.total);
+    },
+    shouldStop: () => stopAt >= 0 && trainer.step >= stopAt,
+  });
+  return { trainer, losses, stopAfter: (n: number) => (stopAt = n) };
+}
+
+test("resuming from a checkpoint replays the uninterrupted run's losses exactly", async () => {
+  const a = makeTrainer(null, settings());
+  await a.trainer.run();
+  const dir = join(mkdtempSync(join(tmpdir(), "tf-resume-")), "ckpt");
+  const b = makeTrainer(dir, settings());
+  b.stopAfter(3);
+  const first = await b.trainer.run();
+  assert.equal(first.interrupted, true);
+  assert.equal(first.steps, 3);
+  const c = makeTrainer(dir, settings());
+  assert.equal(c.trainer.resume(dir), 3);
+  const second = await c.trainer.run();
+  assert.equal(second.interrupted, false);
+  assert.deepEqual([...b.losses, ...c.losses], a.losses);
+});
+
+test("non-finite steps are skipped and counted; persistent ones stop without touching the checkpoint", async () => {
+  const dir = join(mkdtempSync(join(tmpdir(), "tf-nan-")), "ckpt");
+  const t = makeTrainer(dir, settings({ steps: 4, nanPatience: 100 }), 2);
+  await t.trainer.run();
+  assert.equal(t.trainer.skippedSteps, 2);
+  const before = readFileSync(join(dir, "model.safetensors"));
+  const u = makeTrainer(dir, settings({ steps: 10, nanPatience: 2 }), 0);
+  u.trainer.resume(dir);
+  await assert.rejects(u.trainer.run(), /consecutive steps had a non-finite loss/);
+  assert.deepEqual(readFileSync(join(dir, "model.safetensors")), before);
+});
+
+test("a failed checkpoint write leaves the previous checkpoint intact", () => {
+  const dir = join(mkdtempSync(join(tmpdir(), "tf-ckpt-")), "ckpt");
+  replaceFolder(dir, (tmp) => {
+    writeFileSync(join(tmp, "config.json"), '{"v":1}');
+    writeFileSync(join(tmp, "model.safetensors"), "x");
+  });
+  assert.throws(
+    () =>
+      replaceFolder(dir, (tmp) => {
+        writeFileSync(join(tmp, "config.json"), '{"v":2}');
+        throw new Error("disk full");
+      }),
+    /cannot write checkpoint .*disk full/,
+  );
+  assert.equal(readFileSync(join(dir, "config.json"), "utf8"), '{"v":1}');
+  assert.equal(existsSync(`${dir}.tmp`), false);
+  assert.equal(resolveCheckpointDir(dir), dir);
+});
