@@ -57,7 +57,7 @@ export function packDocuments(docs: readonly TokenDocument[], opts: PackOptions,
   docs.forEach((d, i) => {
     const len = documentLength(d, opts);
     if (len > T) throw new Error(`document ${i} needs ${len} positions but a row holds ${T}`);
-    if (fill + len > T) {
+    if (rowsOf.length === 0 || fill + len > T) {
       rowsOf.push([]);
       fill = 0;
     }

@@ -69,13 +69,9 @@ export class Transfusion extends Module {
 
   /** Returns RoPE tables [B·T, D/2] for the layout (1-D, or 2-D over each image's patch grid). */
   ropeTables(layout: SequenceLayout): { cos: Float32Array; sin: Float32Array } {
-    const D = this.config.dim / this.config.heads;
-    const half = D / 2;
-    const n = layout.batch * layout.seqLen;
     const rowPos = Float64Array.from(layout.positions);
     const colPos = Float64Array.from(layout.positions);
-    const twoD = this.config.patchRope === "2d";
-    if (twoD) {
+    if (this.config.patchRope === "2d") {
       // Patch (r, c) of an image whose first patch sits at position p gets (p + r, p + c).
       for (const img of layout.images) {
         const base = img.row * layout.seqLen + img.start;
@@ -88,22 +84,7 @@ export class Transfusion extends Module {
         }
       }
     }
-    const cos = new Float32Array(n * half);
-    const sin = new Float32Array(n * half);
-    const quarter = half / 2;
-    for (let i = 0; i < half; i++) {
-      // In 2-D mode each axis gets half of the frequencies, spread over the same range.
-      const freq = twoD
-        ? this.config.ropeTheta ** (-(2 * (i % quarter)) / half)
-        : this.config.ropeTheta ** (-(2 * i) / D);
-      const pos = twoD && i >= quarter ? colPos : rowPos;
-      for (let p = 0; p < n; p++) {
-        const a = pos[p]! * freq;
-        cos[p * half + i] = Math.cos(a);
-        sin[p * half + i] = Math.sin(a);
-      }
-    }
-    return { cos, sin };
+    return ropeTablesFor(this.config, rowPos, colPos);
   }
 
   /**
@@ -162,4 +143,34 @@ export class Transfusion extends Module {
         : null;
     return { textLogits, textRows, imagePred };
   }
+}
+
+/**
+ * Returns RoPE tables [n, D/2] for positions given as (row, column) pairs. With 1-D RoPE only
+ * `rowPos` is used; with 2-D RoPE the first half of the frequencies rotate with the row and the
+ * second half with the column (text positions pass the same value for both).
+ */
+export function ropeTablesFor(
+  config: TransfusionConfig,
+  rowPos: ArrayLike<number>,
+  colPos: ArrayLike<number>,
+): { cos: Float32Array; sin: Float32Array } {
+  const D = config.dim / config.heads;
+  const half = D / 2;
+  const n = rowPos.length;
+  const twoD = config.patchRope === "2d";
+  const cos = new Float32Array(n * half);
+  const sin = new Float32Array(n * half);
+  const quarter = half / 2;
+  for (let i = 0; i < half; i++) {
+    // In 2-D mode each axis gets half of the frequencies, spread over the same range.
+    const freq = twoD ? config.ropeTheta ** (-(2 * (i % quarter)) / half) : config.ropeTheta ** (-(2 * i) / D);
+    const pos = twoD && i >= quarter ? colPos : rowPos;
+    for (let p = 0; p < n; p++) {
+      const a = pos[p]! * freq;
+      cos[p * half + i] = Math.cos(a);
+      sin[p * half + i] = Math.sin(a);
+    }
+  }
+  return { cos, sin };
 }

@@ -3,7 +3,7 @@ import { add, gelu, mul, silu } from "../tensor/ops/elementwise.js";
 import { attention, rope } from "../tensor/ops/nn.js";
 import { reshape } from "../tensor/ops/shape.js";
 import type { Rng } from "../tensor/rng.js";
-import type { Tensor } from "../tensor/tensor.js";
+import { Tensor } from "../tensor/tensor.js";
 import { LayerNorm, Linear, RMSNorm } from "./layers.js";
 import { Module } from "./module.js";
 
@@ -15,6 +15,25 @@ export interface AttentionContext {
   /** [B, T, T] boolean mask (1 = may attend); overrides `causal`. */
   mask?: Uint8Array | null;
   causal?: boolean;
+}
+
+/** Keys/values of one layer for incremental decoding: [B, capacity, Hkv, D] each. */
+export interface LayerCache {
+  k: Float32Array;
+  v: Float32Array;
+}
+
+/** Where new positions go in a cache and what they may see. */
+export interface CacheStep {
+  /** Cache column of the first new position. */
+  offset: number;
+  /** Cache capacity (columns per row). */
+  capacity: number;
+  /** [B, Tnew, capacity] (1 = may attend), covering cached and new columns. */
+  mask: Uint8Array;
+  /** RoPE tables for the new positions, [B·Tnew, D/2]. */
+  cos: Float32Array;
+  sin: Float32Array;
 }
 
 export interface AttentionConfig {
@@ -64,6 +83,30 @@ export class Attention extends Module {
     }
     const y = attention(q, k, v, { mask: ctx.mask ?? null, causal: ctx.causal ?? false });
     return this.o.forward(reshape(y, [B, T, this.heads * this.headDim]));
+  }
+
+  /**
+   * Returns attention for new positions x [B, Tnew, dim] against a key/value cache: their keys
+   * and values are written at `step.offset` (the caller decides whether the cache length then
+   * advances past them) and the new queries attend over the whole cache under `step.mask`.
+   * For inference only (no gradient flows into the cache).
+   */
+  forwardCached(x: Tensor, step: CacheStep, cache: LayerCache): Tensor {
+    const [B, T] = x.shape as [number, number];
+    const { headDim: D, kvHeads: Hkv } = this;
+    const q = rope(reshape(this.q.forward(x), [B, T, this.heads, D]), step.cos, step.sin);
+    const k = rope(reshape(this.k.forward(x), [B, T, Hkv, D]), step.cos, step.sin);
+    const v = reshape(this.v.forward(x), [B, T, Hkv, D]);
+    const row = Hkv * D;
+    for (let b = 0; b < B; b++) {
+      const dst = (b * step.capacity + step.offset) * row;
+      cache.k.set(k.f32.subarray(b * T * row, (b + 1) * T * row), dst);
+      cache.v.set(v.f32.subarray(b * T * row, (b + 1) * T * row), dst);
+    }
+    const K = new Tensor(cache.k, [B, step.capacity, Hkv, D]);
+    const V = new Tensor(cache.v, [B, step.capacity, Hkv, D]);
+    const y = attention(q, K, V, { mask: step.mask });
+    return this.o.forward(reshape(y, [B, T, this.heads * D]));
   }
 }
 
@@ -126,6 +169,12 @@ export class Block extends Module {
   /** Returns x after attention and MLP residual updates. */
   forward(x: Tensor, ctx: AttentionContext): Tensor {
     const h = add(x, this.attn.forward(this.attnNorm.forward(x), ctx));
+    return add(h, this.mlp.forward(this.mlpNorm.forward(h)));
+  }
+
+  /** Returns the block applied to new positions against a key/value cache (inference). */
+  forwardCached(x: Tensor, step: CacheStep, cache: LayerCache): Tensor {
+    const h = add(x, this.attn.forwardCached(this.attnNorm.forward(x), step, cache));
     return add(h, this.mlp.forward(this.mlpNorm.forward(h)));
   }
 }

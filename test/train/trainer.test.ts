@@ -41,7 +41,7 @@ function makeTrainer(dir: string | null, s: TrainSettings, poisonFrom = Infinity
   const model = new Transfusion(cfg, new R(1));
   const losses: number[] = [];
   let stopAt = -1;
-  const trainer = new Trainer({
+  const trainer: Trainer = new Trainer({
     model,
     settings: s,
     schedule: cosineSchedule(),
@@ -50,7 +50,7 @@ function makeTrainer(dir: string | null, s: TrainSettings, poisonFrom = Infinity
     onStep: (m) => {
       losses.push(m.total);
     },
-    shouldStop: () => stopAt >= 0 && trainer.step >= stopAt,
+    shouldStop: (): boolean => stopAt >= 0 && trainer.step >= stopAt,
   });
   return { trainer, losses, stopAfter: (n: number) => (stopAt = n) };
 }

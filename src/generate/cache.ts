@@ -1,0 +1,199 @@
+/**
+ * Incremental decoding with a key/value cache. Every row of a batch shares one cache length
+ * (rows whose prompts are shorter carry masked-out padding columns), so a text step appends one
+ * column to every row and an image block appends the same number of patch columns to every row.
+ *
+ * An image block is evaluated without advancing the cache (`commit` false) once per denoising
+ * step, so the model only ever sees the latest x_t; the final call with the clean latent commits
+ * its keys/values, and text after the image attends to those (SPEC.md §6).
+ */
+import { packDocuments, type TokenDocument } from "../data/pack.js";
+import { patchesPerImage } from "../model/config.js";
+import { buildMask } from "../model/layout.js";
+import { ropeTablesFor, type Transfusion } from "../model/transfusion.js";
+import type { LayerCache } from "../nn/transformer.js";
+import { mul } from "../tensor/ops/elementwise.js";
+import { gather, indexAdd, reshape } from "../tensor/ops/shape.js";
+import { noGrad, Tensor } from "../tensor/tensor.js";
+
+export interface SpecialIds {
+  boiId: number;
+  eoiId: number;
+  padId: number;
+  eodId: number;
+}
+
+export class DecodeState {
+  readonly layers: LayerCache[];
+  /** Columns in use (shared by all rows). */
+  length = 0;
+  /** [B, capacity]: 1 where a row's column holds a real position. */
+  readonly valid: Uint8Array;
+  /** RoPE position of each row's next element. */
+  readonly nextPos: Int32Array;
+
+  constructor(
+    readonly model: Transfusion,
+    readonly batch: number,
+    readonly capacity: number,
+  ) {
+    const c = model.config;
+    const per = batch * capacity * c.dim; // Hkv·D = dim (no grouped-query heads in this model)
+    this.layers = model.blocks.map(() => ({ k: new Float32Array(per), v: new Float32Array(per) }));
+    this.valid = new Uint8Array(batch * capacity);
+    this.nextPos = new Int32Array(batch);
+  }
+
+  private need(n: number): void {
+    if (this.length + n > this.capacity) {
+      throw new Error(
+        `the sequence would reach ${this.length + n} positions, beyond the context of ${this.capacity}`,
+      );
+    }
+  }
+
+  /** Runs new positions through the blocks; returns the final-normed hidden states [B·Tn, dim]. */
+  private run(x: Tensor, Tn: number, mask: Uint8Array, cos: Float32Array, sin: Float32Array): Tensor {
+    const m = this.model;
+    let h = reshape(x, [this.batch, Tn, m.config.dim]);
+    const step = { offset: this.length, capacity: this.capacity, mask, cos, sin };
+    m.blocks.forEach((b, i) => {
+      h = b.forwardCached(h, step, this.layers[i]!);
+    });
+    return reshape(m.norm.forward(h), [this.batch * Tn, m.config.dim]);
+  }
+
+  /** Returns the [B, Tn, capacity] mask: valid cached columns plus the new block's own rule. */
+  private stepMask(Tn: number, bidirectional: boolean): Uint8Array {
+    const { batch: B, capacity: S, length: L } = this;
+    const mask = new Uint8Array(B * Tn * S);
+    for (let b = 0; b < B; b++) {
+      for (let i = 0; i < Tn; i++) {
+        const m = (b * Tn + i) * S;
+        mask.set(this.valid.subarray(b * S, b * S + L), m);
+        const upto = bidirectional ? Tn : i + 1;
+        mask.fill(1, m + L, m + L + upto);
+      }
+    }
+    return mask;
+  }
+
+  /**
+   * Prefills the cache with one prompt document per row (images in prompts are clean latents,
+   * given in order in `latents` [N, C, H, W] flattened). Returns the logits [B, vocab] at each
+   * row's last prompt position (null for an empty prompt row: its next token is forced).
+   */
+  prefill(prompts: readonly TokenDocument[], latents: Float32Array, special: SpecialIds): Tensor {
+    if (prompts.length !== this.batch) throw new Error(`prefill: ${prompts.length} prompts for ${this.batch} rows`);
+    const m = this.model;
+    const c = m.config;
+    const g = c.latentSize / c.patchSize;
+    const lens = prompts.map((p) => p.segments.reduce((s, seg) => s + ("text" in seg ? seg.text.length : g * g + 2), 0));
+    const Lp = Math.max(1, ...lens);
+    this.need(Lp);
+    return noGrad(() => {
+      // One document per row: pack each prompt alone into a row of length Lp.
+      // No end-of-document token: the prompt continues.
+      const pack = { seqLen: Lp, gridH: g, gridW: g, boiId: special.boiId, eoiId: special.eoiId, padId: special.padId };
+      const layouts = prompts.map((p) => packDocuments([p], pack, 1).layout);
+      const B = this.batch;
+      const tokens = new Int32Array(B * Lp);
+      const docIds = new Int32Array(B * Lp);
+      const positions = new Int32Array(B * Lp);
+      const images = layouts.flatMap((l, b) => l.images.map((im) => ({ ...im, row: b, t: 0, diffuse: false })));
+      layouts.forEach((l, b) => {
+        tokens.set(l.tokens, b * Lp);
+        docIds.set(l.docIds, b * Lp);
+        positions.set(l.positions, b * Lp);
+      });
+      const layout = { batch: B, seqLen: Lp, tokens, textTargets: new Int32Array(B * Lp).fill(-1), docIds, positions, images };
+      let x = m.embed.forward(tokens);
+      if (images.length > 0) {
+        const n = patchesPerImage(c);
+        const per = c.latentChannels * c.latentSize * c.latentSize;
+        if (latents.length !== images.length * per) {
+          throw new Error(`prefill: prompts hold ${images.length} images but ${latents.length / per} latents were given`);
+        }
+        const idx = new Int32Array(images.length * n);
+        const keep = new Float32Array(B * Lp).fill(1);
+        images.forEach((im, k) => {
+          for (let p = 0; p < n; p++) {
+            idx[k * n + p] = im.row * Lp + im.start + p;
+            keep[im.row * Lp + im.start + p] = 0;
+          }
+        });
+        const xt = new Tensor(latents, [images.length, c.latentChannels, c.latentSize, c.latentSize]);
+        const enc = m.codec.encode(xt, new Int32Array(images.length));
+        x = indexAdd(mul(x, new Tensor(keep, [B * Lp, 1])), idx, enc.tokens);
+      }
+      const full = buildMask(layout, c.imageAttention);
+      const mask = new Uint8Array(B * Lp * this.capacity);
+      for (let r = 0; r < B * Lp; r++) mask.set(full.subarray(r * Lp, (r + 1) * Lp), r * this.capacity);
+      const { cos, sin } = m.ropeTables(layout);
+      const h = this.run(x, Lp, mask, cos, sin);
+      const last = new Int32Array(B);
+      lens.forEach((len, b) => {
+        last[b] = b * Lp + Math.max(0, len - 1);
+        this.valid.set(docIds.subarray(b * Lp, (b + 1) * Lp).map((d) => (d >= 0 ? 1 : 0)), b * this.capacity);
+        this.nextPos[b] = len;
+      });
+      this.length = Lp;
+      return m.head.forward(gather(h, last));
+    });
+  }
+
+  /** Appends one token per row; returns the logits [B, vocab] for the next position. */
+  appendTokens(ids: Int32Array): Tensor {
+    if (ids.length !== this.batch) throw new Error(`appendTokens: ${ids.length} ids for ${this.batch} rows`);
+    this.need(1);
+    return noGrad(() => {
+      const m = this.model;
+      const pos = Float64Array.from(this.nextPos);
+      const { cos, sin } = ropeTablesFor(m.config, pos, pos);
+      const h = this.run(m.embed.forward(ids), 1, this.stepMask(1, false), cos, sin);
+      for (let b = 0; b < this.batch; b++) {
+        this.valid[b * this.capacity + this.length] = 1;
+        this.nextPos[b]!++;
+      }
+      this.length++;
+      return m.head.forward(h);
+    });
+  }
+
+  /**
+   * Evaluates one image block per row (latents xt [B, C, H, W] at timesteps t) right after the
+   * cached prefix; returns the decoder's prediction [B, C, H, W]. With `commit` the block's
+   * keys/values stay in the cache and the length advances past it.
+   */
+  imageBlock(xt: Tensor, t: ArrayLike<number>, commit: boolean): Tensor {
+    const m = this.model;
+    const c = m.config;
+    const n = patchesPerImage(c);
+    this.need(n);
+    return noGrad(() => {
+      const g = c.latentSize / c.patchSize;
+      const rowPos = new Float64Array(this.batch * n);
+      const colPos = new Float64Array(this.batch * n);
+      for (let b = 0; b < this.batch; b++) {
+        for (let p = 0; p < n; p++) {
+          const twoD = c.patchRope === "2d";
+          rowPos[b * n + p] = this.nextPos[b]! + (twoD ? Math.floor(p / g) : p);
+          colPos[b * n + p] = this.nextPos[b]! + (twoD ? p % g : p);
+        }
+      }
+      const { cos, sin } = ropeTablesFor(c, rowPos, colPos);
+      const enc = m.codec.encode(xt, t);
+      const mask = this.stepMask(n, c.imageAttention === "bidirectional");
+      const h = this.run(enc.tokens, n, mask, cos, sin);
+      const pred = m.codec.decode(h, this.batch, enc.skips);
+      if (commit) {
+        for (let b = 0; b < this.batch; b++) {
+          this.valid.fill(1, b * this.capacity + this.length, b * this.capacity + this.length + n);
+          this.nextPos[b] = this.nextPos[b]! + n;
+        }
+        this.length += n;
+      }
+      return pred;
+    });
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * The mixed-modal decoding loop (SPEC.md §6): sample text token by token with a KV cache; when
+ * BOI appears, append pure-noise patches and denoise them in place with the chosen sampler,
+ * recomputing only the image block each step; then recompute the image's keys/values from the
+ * final clean latent, append EOI and return to text.
+ *
+ * Rows of a batch run in lockstep, each with its own random stream (sample i of a call with
+ * seed s always draws from stream (s, firstSample + i), so batched equals one-by-one).
+ * Classifier-free guidance doubles the batch: the unconditional rows hold the prompt with its
+ * text removed, as the caption-dropped training examples do.
+ */
+import type { TokenDocument } from "../data/pack.js";
+import { guide, type Sampler } from "../diffusion/samplers.js";
+import type { Transfusion } from "../model/transfusion.js";
+import { Rng } from "../tensor/rng.js";
+import { Tensor } from "../tensor/tensor.js";
+import { stepSeed } from "../train/trainer.js";
+import { DecodeState, type SpecialIds } from "./cache.js";
+import { checkSampling, sampleToken, type TextSampling } from "./sampling.js";
+
+export interface GenerateOptions {
+  sampling: TextSampling;
+  /** New text tokens per row at most (images not counted). */
+  maxNewTokens: number;
+  /** Tokens that end a row (default: end of document). */
+  stopTokens?: number[];
+  /** "forbid" never samples BOI (captioning); "force" starts an image right after the prompt. */
+  images: "allow" | "forbid" | "force";
+  /** Stop a row after its first generated image (text-to-image). */
+  stopAfterImage: boolean;
+  /** Most images per row. */
+  maxImages: number;
+  sampler: Sampler;
+  /**
+   * Classifier-free guidance scale, or null for none. Any number (even 1) runs the conditional
+   * and unconditional branches as one batch.
+   */
+  guidanceScale: number | null;
+  seed: number;
+  /** Stream index of the first row (for batched = one-by-one). */
+  firstSample?: number;
+  /** Context length of the cache (default: prompt + budget). */
+  capacity?: number;
+  onImageStep?: (row: number, step: number, steps: number) => void;
+}
+
+/** A generated continuation: its parts in order. */
+export interface GeneratedRow {
+  parts: Array<{ text: number[] } | { latent: Float32Array }>;
+  /** Why the row ended. */
+  stop: "stop-token" | "length" | "image";
+}
+
+/** Returns the prompt with every text segment removed (the unconditional guidance branch). */
+export function unconditionalPrompt(doc: TokenDocument): TokenDocument {
+  return { segments: doc.segments.filter((s) => !("text" in s)) };
+}
+
+/**
+ * Returns the continuation of each prompt (clean prompt latents in order in `promptLatents`).
+ * Rows run in lockstep: with images "allow", every row must decide on BOI together, so use
+ * one row per call there (the `generate` convenience does).
+ */
+export function generateBatch(
+  model: Transfusion,
+  prompts: readonly TokenDocument[],
+  promptLatents: Float32Array,
+  special: SpecialIds,
+  opts: GenerateOptions,
+): GeneratedRow[] {
+  checkSampling(opts.sampling);
+  const c = model.config;
+  const B = prompts.length;
+  const guided = opts.guidanceScale !== null && opts.images !== "forbid";
+  const rows = guided ? [...prompts, ...prompts.map(unconditionalPrompt)] : [...prompts];
+  const perLatent = c.latentChannels * c.latentSize * c.latentSize;
+  // Text-free prompts keep their images, so the unconditional rows reuse the same latents.
+  const allLatents = guided ? concatF32(promptLatents, promptLatents) : promptLatents;
+  const n = (c.latentSize / c.patchSize) ** 2;
+  const promptLen = Math.max(...rows.map((p) => p.segments.reduce((s, g) => s + ("text" in g ? g.text.length : n + 2), 0)));
+  const capacity = opts.capacity ?? promptLen + opts.maxNewTokens + opts.maxImages * (n + 2) + 2;
+  const state = new DecodeState(model, rows.length, capacity);
+  let logits = state.prefill(rows, allLatents, special);
+  const rngs = Array.from({ length: B }, (_, i) => new Rng(stepSeed(opts.seed, (opts.firstSample ?? 0) + i, 11)));
+  const V = c.vocab;
+  const stop = new Set(opts.stopTokens ?? [special.eodId]);
+  const banned = new Uint8Array(V);
+  banned[special.eoiId] = 1; // EOI is never sampled: the loop appends it after an image.
+  banned[special.padId] = 1;
+  if (opts.images === "forbid") banned[special.boiId] = 1;
+  const out: GeneratedRow[] = Array.from({ length: B }, () => ({ parts: [], stop: "length" as const }));
+  const done = new Uint8Array(B);
+  const imagesMade = new Int32Array(B);
+  const textOf = (b: number): number[] => {
+    const parts = out[b]!.parts;
+    const last = parts[parts.length - 1];
+    if (last && "text" in last) return last.text;
+    const fresh = { text: [] as number[] };
+    parts.push(fresh);
+    return fresh.text;
+  };
+  let newTokens = 0;
+  let forceImage = opts.images === "force";
+  while (!done.every((d) => d === 1)) {
+    // Choose each row's next token (BOI when an image is forced).
+    const next = new Int32Array(rows.length).fill(special.padId);
+    for (let b = 0; b < B; b++) {
+      if (done[b]) continue;
+      if (forceImage) {
+        next[b] = special.boiId;
+        continue;
+      }
+      if (imagesMade[b]! >= opts.maxImages) banned[special.boiId] = 1;
+      next[b] = sampleToken(logits.f32.subarray(b * V, (b + 1) * V), opts.sampling, rngs[b]!, banned);
+      if (opts.images !== "forbid") banned[special.boiId] = 0;
+    }
+    forceImage = false;
+    const live = [...Array(B).keys()].filter((b) => !done[b]);
+    const wantsImage = live.filter((b) => next[b] === special.boiId);
+    if (wantsImage.length > 0 && wantsImage.length !== live.length) {
+      throw new Error("generateBatch: rows disagree on starting an image; generate them one at a time");
+    }
+    if (guided) for (let b = 0; b < B; b++) next[B + b] = next[b]!;
+    logits = state.appendTokens(next);
+    for (const b of live) {
+      const tok = next[b]!;
+      if (tok !== special.boiId) {
+        textOf(b).push(tok);
+        if (stop.has(tok)) {
+          done[b] = 1;
+          out[b]!.stop = "stop-token";
+        }
+      }
+    }
+    if (wantsImage.length > 0) {
+      const latents = denoiseImage(state, B, guided, rngs, opts);
+      for (const b of live) {
+        out[b]!.parts.push({ latent: latents.subarray(b * perLatent, (b + 1) * perLatent).slice() });
+        imagesMade[b]!++;
+        if (opts.stopAfterImage) {
+          done[b] = 1;
+          out[b]!.stop = "image";
+        }
+      }
+      if (done.every((d) => d === 1)) break;
+      // Text resumes after EOI, which attends to the image's clean keys/values.
+      logits = state.appendTokens(new Int32Array(rows.length).fill(special.eoiId));
+    } else {
+      newTokens++;
+      if (newTokens >= opts.maxNewTokens) {
+        for (const b of live) if (!done[b]) done[b] = 1;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Returns the clean latents [B, C, H, W] of one image per row, denoised in place from pure
+ * noise; the final clean latent is then committed to the cache (its keys/values recomputed).
+ */
+function denoiseImage(state: DecodeState, B: number, guided: boolean, rngs: Rng[], opts: GenerateOptions): Float32Array {
+  const c = state.model.config;
+  const per = c.latentChannels * c.latentSize * c.latentSize;
+  const shape = [state.batch, c.latentChannels, c.latentSize, c.latentSize];
+  const x = new Float32Array(B * per);
+  for (let b = 0; b < B; b++) rngs[b]!.fillNormal(x.subarray(b * per, (b + 1) * per));
+  const ts = opts.sampler.timesteps();
+  const input = new Float32Array(state.batch * per);
+  for (let i = 0; i < ts.length; i++) {
+    input.set(x);
+    if (guided) input.set(x, B * per);
+    const pred = state.imageBlock(new Tensor(input, shape), new Int32Array(state.batch).fill(ts[i]!), false).f32;
+    for (let b = 0; b < B; b++) {
+      let p = pred.subarray(b * per, (b + 1) * per);
+      if (guided) p = guide(p, pred.subarray((B + b) * per, (B + b + 1) * per), opts.guidanceScale!);
+      opts.sampler.step(i, x.subarray(b * per, (b + 1) * per), p, rngs[b]!);
+      opts.onImageStep?.(b, i + 1, ts.length);
+    }
+  }
+  input.set(x);
+  if (guided) input.set(x, B * per);
+  state.imageBlock(new Tensor(input, shape), new Int32Array(state.batch), true);
+  return x;
+}
+
+function concatF32(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
