@@ -71,7 +71,9 @@ export function gradCheck(
     let gmax = 0;
     for (let i = 0; i < grad.length; i++) gmax = Math.max(gmax, Math.abs(grad[i]!));
     const idx =
-      x.size <= samples ? [...Array(x.size).keys()] : Array.from({ length: samples }, () => rng.int(x.size));
+      x.size <= samples
+        ? [...Array(x.size).keys()]
+        : Array.from({ length: samples }, () => rng.int(x.size));
     const d = x.f32;
     for (const i of idx) {
       const orig = d[i]!;

@@ -4,7 +4,7 @@
  * reference transformer, with MFU against the sgemm rate measured in the same run.
  */
 import { TransformerLM } from "../nn/lm.js";
-import { backend, setBackend, type BackendName } from "../tensor/backends/index.js";
+import { type BackendName, backend, setBackend } from "../tensor/backends/index.js";
 import { nativeSgemmDirectGflops } from "../tensor/backends/native.js";
 import { AdamW, clipFactor } from "../tensor/optim.js";
 import { Rng } from "../tensor/rng.js";
@@ -35,7 +35,14 @@ export interface CoreBenchResult {
   sgemmGflops: number;
   sgemmGflopsOpenblasDirect: number | null;
   sgemmRatioToDirect: number | null;
-  shape: { dim: number; layers: number; heads: number; seqLen: number; batch: number; vocab: number };
+  shape: {
+    dim: number;
+    layers: number;
+    heads: number;
+    seqLen: number;
+    batch: number;
+    vocab: number;
+  };
   stepFlops: number;
   trainStepsPerSecond: number;
   trainTokensPerSecond: number;

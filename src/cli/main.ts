@@ -2,6 +2,9 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { registerBench } from "./bench.js";
+import { registerDemo } from "./demo.js";
+import { registerGenerate } from "./generate.js";
+import { registerTrain } from "./train.js";
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
@@ -20,6 +23,9 @@ export function buildProgram(): Command {
     .version(version())
     .showHelpAfterError()
     .exitOverride();
+  registerDemo(program);
+  registerTrain(program);
+  registerGenerate(program);
   registerBench(program);
   return program;
 }

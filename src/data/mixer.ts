@@ -6,7 +6,7 @@
  */
 import type { TransfusionBatch } from "../model/loss.js";
 import type { Rng } from "../tensor/rng.js";
-import { documentLength, packDocuments, type PackOptions, type TokenDocument } from "./pack.js";
+import { documentLength, type PackOptions, packDocuments, type TokenDocument } from "./pack.js";
 
 export interface MixerOptions {
   seqLen: number;
@@ -35,9 +35,14 @@ export const DEFAULT_MIXER: Omit<MixerOptions, "seqLen" | "rows"> = {
   maxTextChunk: 128,
 };
 
+/** A ready-made document (from a JSONL file): text runs and references to latents. */
+export type DocumentTemplate = ReadonlyArray<{ text: readonly number[] } | { image: number }>;
+
 export interface MixerSources {
   /** Token ids of each training caption; pair i uses latent i. */
   captions: readonly (readonly number[])[];
+  /** Whole documents to draw from instead of caption pairs (their images index `latents`). */
+  documents?: readonly DocumentTemplate[];
   /** Clean latents of the training images, [N, per] flattened. */
   latents: Float32Array;
   /** Numbers per latent (C·H·W). */
@@ -58,8 +63,33 @@ export function pairDocument(
     const dropped = rng.uniform() < opts.captionDropout;
     return { segments: dropped ? [{ image: i, t }] : [{ text: caption }, { image: i, t }] };
   }
-  const cap = opts.noiseCap === null ? opts.diffusionSteps : Math.min(opts.noiseCap, opts.diffusionSteps);
+  const cap =
+    opts.noiseCap === null ? opts.diffusionSteps : Math.min(opts.noiseCap, opts.diffusionSteps);
   return { segments: [{ image: i, t: rng.int(cap) }, { text: caption }] };
+}
+
+/**
+ * Returns a document from a template with a timestep per image. An image with text after it
+ * and none before is captioning-like, so its t obeys the noise cap.
+ */
+export function templateDocument(
+  tpl: DocumentTemplate,
+  rng: Rng,
+  opts: Omit<MixerOptions, "seqLen" | "rows">,
+): TokenDocument {
+  let textSeen = false;
+  const cap =
+    opts.noiseCap === null ? opts.diffusionSteps : Math.min(opts.noiseCap, opts.diffusionSteps);
+  const segments = tpl.map((s, i) => {
+    if ("text" in s) {
+      textSeen = true;
+      return { text: s.text };
+    }
+    const textAfter = tpl.slice(i + 1).some((n) => "text" in n);
+    const capped = !textSeen && textAfter;
+    return { image: s.image, t: rng.int(capped ? cap : opts.diffusionSteps) };
+  });
+  return { segments };
 }
 
 /** Returns one training batch drawn with `rng` (deterministic for a given rng state). */
@@ -69,8 +99,9 @@ export function mixBatch(
   opts: MixerOptions,
   rng: Rng,
 ): TransfusionBatch {
-  const n = sources.captions.length;
-  if (n === 0) throw new Error("mixBatch: no image–caption pairs");
+  const templates = sources.documents;
+  const n = templates ? templates.length : sources.captions.length;
+  if (n === 0) throw new Error("mixBatch: no documents or image–caption pairs");
   const packOpts: PackOptions = { ...pack, seqLen: opts.seqLen };
   const patches = pack.gridH * pack.gridW;
   const docs: TokenDocument[] = [];
@@ -93,7 +124,8 @@ export function mixBatch(
   };
   // Alternate between pairs and plain text, keeping text:image positions near the ratio.
   for (let guard = 0; guard < 10_000; guard++) {
-    const wantText = text !== null && opts.textRatio > 0 && textPositions < opts.textRatio * imagePositions;
+    const wantText =
+      text !== null && opts.textRatio > 0 && textPositions < opts.textRatio * imagePositions;
     if (wantText) {
       const room = opts.seqLen - fill - (pack.eodId === undefined ? 0 : 1);
       const len = Math.min(opts.maxTextChunk, room >= 8 ? room : opts.maxTextChunk, text.length);
@@ -103,10 +135,14 @@ export function mixBatch(
       textPositions += len;
     } else {
       const i = rng.int(n);
-      const d = pairDocument(i, sources.captions[i]!, rng, opts);
+      const d = templates
+        ? templateDocument(templates[i]!, rng, opts)
+        : pairDocument(i, sources.captions[i]!, rng, opts);
       if (!place(d)) break;
-      imagePositions += patches;
-      for (const s of d.segments) if ("text" in s) textPositions += s.text.length;
+      for (const s of d.segments) {
+        if ("text" in s) textPositions += s.text.length;
+        else imagePositions += patches;
+      }
     }
   }
   const packed = packDocuments(docs, packOpts, opts.rows);

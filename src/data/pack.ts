@@ -49,7 +49,11 @@ export function documentLength(doc: TokenDocument, opts: PackOptions): number {
  * Returns rows of documents packed greedily in order (a document never straddles two rows) and
  * their layout. Throws, naming the document, if one is longer than a row.
  */
-export function packDocuments(docs: readonly TokenDocument[], opts: PackOptions, rows?: number): PackedBatch {
+export function packDocuments(
+  docs: readonly TokenDocument[],
+  opts: PackOptions,
+  rows?: number,
+): PackedBatch {
   const T = opts.seqLen;
   const n = opts.gridH * opts.gridW;
   const rowsOf: TokenDocument[][] = [];
@@ -88,7 +92,14 @@ export function packDocuments(docs: readonly TokenDocument[], opts: PackOptions,
           for (const tok of s.text) put(tok, false);
         } else {
           put(opts.boiId, false);
-          images.push({ row, start: p - row * T, gridH: opts.gridH, gridW: opts.gridW, t: s.t, diffuse: s.diffuse ?? true });
+          images.push({
+            row,
+            start: p - row * T,
+            gridH: opts.gridH,
+            gridW: opts.gridW,
+            t: s.t,
+            diffuse: s.diffuse ?? true,
+          });
           imageSources.push({ latent: s.image, t: s.t, diffuse: s.diffuse ?? true });
           for (let k = 0; k < n; k++) put(opts.padId, true);
           put(opts.eoiId, false);
@@ -101,9 +112,18 @@ export function packDocuments(docs: readonly TokenDocument[], opts: PackOptions,
   for (let i = 0; i < B * T - 1; i++) {
     // A text position predicts the next position when both are text of the same document.
     // BOI predicts a patch and patches predict nothing, so neither gets an LM target.
-    if (docIds[i]! >= 0 && (i + 1) % T !== 0 && docIds[i + 1] === docIds[i] && !isPatch[i] && !isPatch[i + 1]) {
+    if (
+      docIds[i]! >= 0 &&
+      (i + 1) % T !== 0 &&
+      docIds[i + 1] === docIds[i] &&
+      !isPatch[i] &&
+      !isPatch[i + 1]
+    ) {
       textTargets[i] = tokens[i + 1]!;
     }
   }
-  return { layout: { batch: B, seqLen: T, tokens, textTargets, docIds, positions, images }, imageSources };
+  return {
+    layout: { batch: B, seqLen: T, tokens, textTargets, docIds, positions, images },
+    imageSources,
+  };
 }

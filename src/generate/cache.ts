@@ -53,10 +53,18 @@ export class DecodeState {
   }
 
   /** Runs new positions through the blocks; returns the final-normed hidden states [B·Tn, dim]. */
-  private run(x: Tensor, Tn: number, mask: Uint8Array, cos: Float32Array, sin: Float32Array): Tensor {
+  private run(
+    x: Tensor,
+    Tn: number,
+    mask: Uint8Array,
+    cos: Float32Array,
+    sin: Float32Array,
+    imageRows: Int32Array,
+  ): Tensor {
     const m = this.model;
     let h = reshape(x, [this.batch, Tn, m.config.dim]);
-    const step = { offset: this.length, capacity: this.capacity, mask, cos, sin };
+    const modality = m.modalityOf(this.batch * Tn, imageRows);
+    const step = { offset: this.length, capacity: this.capacity, mask, cos, sin, modality };
     m.blocks.forEach((b, i) => {
       h = b.forwardCached(h, step, this.layers[i]!);
     });
@@ -84,35 +92,58 @@ export class DecodeState {
    * row's last prompt position (null for an empty prompt row: its next token is forced).
    */
   prefill(prompts: readonly TokenDocument[], latents: Float32Array, special: SpecialIds): Tensor {
-    if (prompts.length !== this.batch) throw new Error(`prefill: ${prompts.length} prompts for ${this.batch} rows`);
+    if (prompts.length !== this.batch)
+      throw new Error(`prefill: ${prompts.length} prompts for ${this.batch} rows`);
     const m = this.model;
     const c = m.config;
     const g = c.latentSize / c.patchSize;
-    const lens = prompts.map((p) => p.segments.reduce((s, seg) => s + ("text" in seg ? seg.text.length : g * g + 2), 0));
+    const lens = prompts.map((p) =>
+      p.segments.reduce((s, seg) => s + ("text" in seg ? seg.text.length : g * g + 2), 0),
+    );
     const Lp = Math.max(1, ...lens);
     this.need(Lp);
     return noGrad(() => {
       // One document per row: pack each prompt alone into a row of length Lp.
       // No end-of-document token: the prompt continues.
-      const pack = { seqLen: Lp, gridH: g, gridW: g, boiId: special.boiId, eoiId: special.eoiId, padId: special.padId };
+      const pack = {
+        seqLen: Lp,
+        gridH: g,
+        gridW: g,
+        boiId: special.boiId,
+        eoiId: special.eoiId,
+        padId: special.padId,
+      };
       const layouts = prompts.map((p) => packDocuments([p], pack, 1).layout);
       const B = this.batch;
       const tokens = new Int32Array(B * Lp);
       const docIds = new Int32Array(B * Lp);
       const positions = new Int32Array(B * Lp);
-      const images = layouts.flatMap((l, b) => l.images.map((im) => ({ ...im, row: b, t: 0, diffuse: false })));
+      const images = layouts.flatMap((l, b) =>
+        l.images.map((im) => ({ ...im, row: b, t: 0, diffuse: false })),
+      );
       layouts.forEach((l, b) => {
         tokens.set(l.tokens, b * Lp);
         docIds.set(l.docIds, b * Lp);
         positions.set(l.positions, b * Lp);
       });
-      const layout = { batch: B, seqLen: Lp, tokens, textTargets: new Int32Array(B * Lp).fill(-1), docIds, positions, images };
+      const layout = {
+        batch: B,
+        seqLen: Lp,
+        tokens,
+        textTargets: new Int32Array(B * Lp).fill(-1),
+        docIds,
+        positions,
+        images,
+      };
       let x = m.embed.forward(tokens);
+      let patchRows = new Int32Array(0);
       if (images.length > 0) {
         const n = patchesPerImage(c);
         const per = c.latentChannels * c.latentSize * c.latentSize;
         if (latents.length !== images.length * per) {
-          throw new Error(`prefill: prompts hold ${images.length} images but ${latents.length / per} latents were given`);
+          throw new Error(
+            `prefill: prompts hold ${images.length} images but ${latents.length / per} latents were given`,
+          );
         }
         const idx = new Int32Array(images.length * n);
         const keep = new Float32Array(B * Lp).fill(1);
@@ -122,19 +153,29 @@ export class DecodeState {
             keep[im.row * Lp + im.start + p] = 0;
           }
         });
-        const xt = new Tensor(latents, [images.length, c.latentChannels, c.latentSize, c.latentSize]);
+        const xt = new Tensor(latents, [
+          images.length,
+          c.latentChannels,
+          c.latentSize,
+          c.latentSize,
+        ]);
         const enc = m.codec.encode(xt, new Int32Array(images.length));
         x = indexAdd(mul(x, new Tensor(keep, [B * Lp, 1])), idx, enc.tokens);
+        patchRows = idx;
       }
       const full = buildMask(layout, c.imageAttention);
       const mask = new Uint8Array(B * Lp * this.capacity);
-      for (let r = 0; r < B * Lp; r++) mask.set(full.subarray(r * Lp, (r + 1) * Lp), r * this.capacity);
+      for (let r = 0; r < B * Lp; r++)
+        mask.set(full.subarray(r * Lp, (r + 1) * Lp), r * this.capacity);
       const { cos, sin } = m.ropeTables(layout);
-      const h = this.run(x, Lp, mask, cos, sin);
+      const h = this.run(x, Lp, mask, cos, sin, patchRows);
       const last = new Int32Array(B);
       lens.forEach((len, b) => {
         last[b] = b * Lp + Math.max(0, len - 1);
-        this.valid.set(docIds.subarray(b * Lp, (b + 1) * Lp).map((d) => (d >= 0 ? 1 : 0)), b * this.capacity);
+        this.valid.set(
+          docIds.subarray(b * Lp, (b + 1) * Lp).map((d) => (d >= 0 ? 1 : 0)),
+          b * this.capacity,
+        );
         this.nextPos[b] = len;
       });
       this.length = Lp;
@@ -144,13 +185,21 @@ export class DecodeState {
 
   /** Appends one token per row; returns the logits [B, vocab] for the next position. */
   appendTokens(ids: Int32Array): Tensor {
-    if (ids.length !== this.batch) throw new Error(`appendTokens: ${ids.length} ids for ${this.batch} rows`);
+    if (ids.length !== this.batch)
+      throw new Error(`appendTokens: ${ids.length} ids for ${this.batch} rows`);
     this.need(1);
     return noGrad(() => {
       const m = this.model;
       const pos = Float64Array.from(this.nextPos);
       const { cos, sin } = ropeTablesFor(m.config, pos, pos);
-      const h = this.run(m.embed.forward(ids), 1, this.stepMask(1, false), cos, sin);
+      const h = this.run(
+        m.embed.forward(ids),
+        1,
+        this.stepMask(1, false),
+        cos,
+        sin,
+        new Int32Array(0),
+      );
       for (let b = 0; b < this.batch; b++) {
         this.valid[b * this.capacity + this.length] = 1;
         this.nextPos[b]!++;
@@ -184,7 +233,9 @@ export class DecodeState {
       const { cos, sin } = ropeTablesFor(c, rowPos, colPos);
       const enc = m.codec.encode(xt, t);
       const mask = this.stepMask(n, c.imageAttention === "bidirectional");
-      const h = this.run(enc.tokens, n, mask, cos, sin);
+      // Every new row is a patch.
+      const allRows = Int32Array.from({ length: this.batch * n }, (_, i) => i);
+      const h = this.run(enc.tokens, n, mask, cos, sin, allRows);
       const pred = m.codec.decode(h, this.batch, enc.skips);
       if (commit) {
         for (let b = 0; b < this.batch; b++) {

@@ -1,6 +1,7 @@
 /**
  * The mixed-modal decoding loop (SPEC.md §6): sample text token by token with a KV cache; when
- * BOI appears, append pure-noise patches and denoise them in place with the chosen sampler,
+ * BOI appears, append pure-noise patches and denoise them in place with the chosen sampler (it
+ * must fit the model's objective: DDPM/DDIM for "ddpm", flow-euler for "flow"),
  * recomputing only the image block each step; then recompute the image's keys/values from the
  * final clean latent, append EOI and return to text.
  *
@@ -70,6 +71,7 @@ export function generateBatch(
 ): GeneratedRow[] {
   checkSampling(opts.sampling);
   const c = model.config;
+  checkSamplerFits(c.objective, opts);
   const B = prompts.length;
   const guided = opts.guidanceScale !== null && opts.images !== "forbid";
   const rows = guided ? [...prompts, ...prompts.map(unconditionalPrompt)] : [...prompts];
@@ -77,18 +79,26 @@ export function generateBatch(
   // Text-free prompts keep their images, so the unconditional rows reuse the same latents.
   const allLatents = guided ? concatF32(promptLatents, promptLatents) : promptLatents;
   const n = (c.latentSize / c.patchSize) ** 2;
-  const promptLen = Math.max(...rows.map((p) => p.segments.reduce((s, g) => s + ("text" in g ? g.text.length : n + 2), 0)));
+  const promptLen = Math.max(
+    ...rows.map((p) => p.segments.reduce((s, g) => s + ("text" in g ? g.text.length : n + 2), 0)),
+  );
   const capacity = opts.capacity ?? promptLen + opts.maxNewTokens + opts.maxImages * (n + 2) + 2;
   const state = new DecodeState(model, rows.length, capacity);
   let logits = state.prefill(rows, allLatents, special);
-  const rngs = Array.from({ length: B }, (_, i) => new Rng(stepSeed(opts.seed, (opts.firstSample ?? 0) + i, 11)));
+  const rngs = Array.from(
+    { length: B },
+    (_, i) => new Rng(stepSeed(opts.seed, (opts.firstSample ?? 0) + i, 11)),
+  );
   const V = c.vocab;
   const stop = new Set(opts.stopTokens ?? [special.eodId]);
   const banned = new Uint8Array(V);
   banned[special.eoiId] = 1; // EOI is never sampled: the loop appends it after an image.
   banned[special.padId] = 1;
   if (opts.images === "forbid") banned[special.boiId] = 1;
-  const out: GeneratedRow[] = Array.from({ length: B }, () => ({ parts: [], stop: "length" as const }));
+  const out: GeneratedRow[] = Array.from({ length: B }, () => ({
+    parts: [],
+    stop: "length" as const,
+  }));
   const done = new Uint8Array(B);
   const imagesMade = new Int32Array(B);
   const textOf = (b: number): number[] => {
@@ -111,14 +121,21 @@ export function generateBatch(
         continue;
       }
       if (imagesMade[b]! >= opts.maxImages) banned[special.boiId] = 1;
-      next[b] = sampleToken(logits.f32.subarray(b * V, (b + 1) * V), opts.sampling, rngs[b]!, banned);
+      next[b] = sampleToken(
+        logits.f32.subarray(b * V, (b + 1) * V),
+        opts.sampling,
+        rngs[b]!,
+        banned,
+      );
       if (opts.images !== "forbid") banned[special.boiId] = 0;
     }
     forceImage = false;
     const live = [...Array(B).keys()].filter((b) => !done[b]);
     const wantsImage = live.filter((b) => next[b] === special.boiId);
     if (wantsImage.length > 0 && wantsImage.length !== live.length) {
-      throw new Error("generateBatch: rows disagree on starting an image; generate them one at a time");
+      throw new Error(
+        "generateBatch: rows disagree on starting an image; generate them one at a time",
+      );
     }
     if (guided) for (let b = 0; b < B; b++) next[B + b] = next[b]!;
     logits = state.appendTokens(next);
@@ -135,7 +152,9 @@ export function generateBatch(
     if (wantsImage.length > 0) {
       const latents = denoiseImage(state, B, guided, rngs, opts);
       for (const b of live) {
-        out[b]!.parts.push({ latent: latents.subarray(b * perLatent, (b + 1) * perLatent).slice() });
+        out[b]!.parts.push({
+          latent: latents.subarray(b * perLatent, (b + 1) * perLatent).slice(),
+        });
         imagesMade[b]!++;
         if (opts.stopAfterImage) {
           done[b] = 1;
@@ -159,7 +178,13 @@ export function generateBatch(
  * Returns the clean latents [B, C, H, W] of one image per row, denoised in place from pure
  * noise; the final clean latent is then committed to the cache (its keys/values recomputed).
  */
-function denoiseImage(state: DecodeState, B: number, guided: boolean, rngs: Rng[], opts: GenerateOptions): Float32Array {
+function denoiseImage(
+  state: DecodeState,
+  B: number,
+  guided: boolean,
+  rngs: Rng[],
+  opts: GenerateOptions,
+): Float32Array {
   const c = state.model.config;
   const per = c.latentChannels * c.latentSize * c.latentSize;
   const shape = [state.batch, c.latentChannels, c.latentSize, c.latentSize];
@@ -170,10 +195,15 @@ function denoiseImage(state: DecodeState, B: number, guided: boolean, rngs: Rng[
   for (let i = 0; i < ts.length; i++) {
     input.set(x);
     if (guided) input.set(x, B * per);
-    const pred = state.imageBlock(new Tensor(input, shape), new Int32Array(state.batch).fill(ts[i]!), false).f32;
+    const pred = state.imageBlock(
+      new Tensor(input, shape),
+      new Int32Array(state.batch).fill(ts[i]!),
+      false,
+    ).f32;
     for (let b = 0; b < B; b++) {
       let p = pred.subarray(b * per, (b + 1) * per);
-      if (guided) p = guide(p, pred.subarray((B + b) * per, (B + b + 1) * per), opts.guidanceScale!);
+      if (guided)
+        p = guide(p, pred.subarray((B + b) * per, (B + b + 1) * per), opts.guidanceScale!);
       opts.sampler.step(i, x.subarray(b * per, (b + 1) * per), p, rngs[b]!);
       opts.onImageStep?.(b, i + 1, ts.length);
     }
@@ -182,6 +212,17 @@ function denoiseImage(state: DecodeState, B: number, guided: boolean, rngs: Rng[
   if (guided) input.set(x, B * per);
   state.imageBlock(new Tensor(input, shape), new Int32Array(state.batch), true);
   return x;
+}
+
+/** Throws when the sampler expects another prediction than the model makes (ε or velocity). */
+function checkSamplerFits(objective: "ddpm" | "flow", opts: GenerateOptions): void {
+  if (opts.images === "forbid") return; // No image is generated, so no sampler runs.
+  const wants = objective === "flow" ? "velocity" : "epsilon";
+  if (opts.sampler.prediction !== wants) {
+    throw new Error(
+      `generateBatch: the sampler predicts ${opts.sampler.prediction} but a model trained with objective "${objective}" predicts ${wants}; build it with createSampler(…, "${objective}")`,
+    );
+  }
 }
 
 function concatF32(a: Float32Array, b: Float32Array): Float32Array {

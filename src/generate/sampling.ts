@@ -14,8 +14,10 @@ export const GREEDY: TextSampling = { temperature: 0, topK: 0, topP: 1 };
 
 /** Returns nothing; throws naming the field when sampling settings are invalid. */
 export function checkSampling(s: TextSampling): void {
-  if (!(s.temperature >= 0 && Number.isFinite(s.temperature))) throw new Error(`temperature must be ≥ 0, got ${s.temperature}`);
-  if (!(Number.isInteger(s.topK) && s.topK >= 0)) throw new Error(`topK must be an integer ≥ 0, got ${s.topK}`);
+  if (!(s.temperature >= 0 && Number.isFinite(s.temperature)))
+    throw new Error(`temperature must be ≥ 0, got ${s.temperature}`);
+  if (!(Number.isInteger(s.topK) && s.topK >= 0))
+    throw new Error(`topK must be an integer ≥ 0, got ${s.topK}`);
   if (!(s.topP > 0 && s.topP <= 1)) throw new Error(`topP must be in (0, 1], got ${s.topP}`);
 }
 
@@ -23,7 +25,12 @@ export function checkSampling(s: TextSampling): void {
  * Returns the token chosen from `logits` (one row), never one whose `banned` flag is set.
  * Greedy takes the arg-max (lowest id on ties); otherwise samples from the filtered softmax.
  */
-export function sampleToken(logits: Float32Array, s: TextSampling, rng: Rng, banned?: Uint8Array): number {
+export function sampleToken(
+  logits: Float32Array,
+  s: TextSampling,
+  rng: Rng,
+  banned?: Uint8Array,
+): number {
   const V = logits.length;
   if (s.temperature === 0) {
     let best = -1;

@@ -28,8 +28,17 @@ export interface TransfusionConfig {
   imageAttention: "bidirectional" | "causal";
   /** Patch positions: 1-D RoPE over the sequence (default) or 2-D RoPE over the grid. */
   patchRope: "1d" | "2d";
-  /** Diffusion objective: DDPM ε-prediction (paper) or flow matching (option). */
+  /**
+   * Diffusion objective: DDPM ε-prediction (paper) or flow matching (option): x_t = (1−t)·x0 + t·ε
+   * with the velocity ε − x0 as target; generation then needs the flow-euler sampler.
+   */
   objective: "ddpm" | "flow";
+  /**
+   * Mixture-of-Transformers option (off = the paper): image patch positions use their own
+   * q/k/v/o projections and SwiGLU weights (`…attn.q_proj_image`, `…mlp_image`), text positions
+   * the shared ones; attention still runs over the whole mixed sequence.
+   */
+  modalitySpecific: boolean;
   /** Diffusion steps the model is trained on. */
   diffusionSteps: number;
   /** Weight of the diffusion loss: L = L_LM + λ·L_DDPM. */
@@ -57,6 +66,7 @@ const BASE: Omit<TransfusionConfig, "vocab" | "dim" | "layers" | "heads" | "mlpH
   imageAttention: "bidirectional",
   patchRope: "1d",
   objective: "ddpm",
+  modalitySpecific: false,
   diffusionSteps: 1000,
   lambda: 5,
 };
@@ -132,6 +142,14 @@ export function validateConfig(raw: unknown, source = "config"): TransfusionConf
     }
     return v as T;
   };
+  const bool = (k: string, absent: boolean): boolean => {
+    const v = o[k];
+    if (v === undefined) return absent;
+    if (typeof v !== "boolean") {
+      throw new Error(`${source}: field "${k}" must be true or false, got ${JSON.stringify(v)}`);
+    }
+    return v;
+  };
   const c: TransfusionConfig = {
     vocab: int("vocab", 8),
     dim: int("dim", 8),
@@ -147,6 +165,8 @@ export function validateConfig(raw: unknown, source = "config"): TransfusionConf
     imageAttention: oneOf("imageAttention", ["bidirectional", "causal"] as const),
     patchRope: oneOf("patchRope", ["1d", "2d"] as const),
     objective: oneOf("objective", ["ddpm", "flow"] as const),
+    // Configs saved before the option existed lack the field: they are the shared-weight model.
+    modalitySpecific: bool("modalitySpecific", false),
     diffusionSteps: int("diffusionSteps", 2),
     lambda: num("lambda", 0),
   };

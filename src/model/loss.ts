@@ -1,8 +1,10 @@
 /**
  * The Transfusion loss (SPEC.md §1): L = L_LM + λ·L_DDPM. L_LM is the mean cross-entropy over
  * text targets; L_DDPM is, per image, the mean squared error between predicted and true noise
- * over all latent elements, then the mean over the images that diffuse.
+ * over all latent elements, then the mean over the images that diffuse. With the flow objective
+ * (config `objective: "flow"`) the same reduction is taken against the velocity ε − x0.
  */
+import { flowInterpolate, flowTimestep, flowVelocityTarget } from "../diffusion/flow.js";
 import { addNoise } from "../diffusion/noise.js";
 import type { NoiseSchedule } from "../diffusion/schedule.js";
 import { add, mul, scale } from "../tensor/ops/elementwise.js";
@@ -10,8 +12,11 @@ import { crossEntropy, mseLoss } from "../tensor/ops/nn.js";
 import { sum } from "../tensor/ops/reduce.js";
 import type { Rng } from "../tensor/rng.js";
 import { Tensor } from "../tensor/tensor.js";
+import type { TransfusionConfig } from "./config.js";
 import type { SequenceLayout } from "./layout.js";
 import type { Transfusion } from "./transfusion.js";
+
+type Objective = TransfusionConfig["objective"];
 
 export interface TransfusionBatch {
   layout: SequenceLayout;
@@ -29,16 +34,39 @@ export interface LossParts {
   images: number;
 }
 
+/** A batch's images prepared for the diffusion loss. */
+export interface NoisedBatch {
+  /** The model input x_t [N, C, H, W] (x0 itself for clean conditioning images). */
+  xt: Tensor;
+  /** The noise ε drawn [N, C, H, W]. */
+  eps: Tensor;
+  /** What the decoder regresses [N, C, H, W]: ε under DDPM, the velocity ε − x0 under flow. */
+  target: Tensor;
+  /** The integer timestep the model is conditioned on, per image (0 for clean images). */
+  t: Int32Array;
+  /** Flow time in [0, 1) per image (0 for clean images and under DDPM). */
+  time: Float64Array;
+}
+
 /**
- * Returns the x_t latents [N, C, H, W], the noise drawn, and timesteps for a batch: images that
- * diffuse are noised at their layout timestep; clean conditioning images keep x0 and t = 0.
+ * Returns the x_t latents [N, C, H, W], the noise drawn, the regression target and timesteps
+ * for a batch: images that diffuse are noised at their layout timestep; clean conditioning
+ * images keep x0 and t = 0.
+ *
+ * Under "flow" the layout's integer timestep t (drawn from [0, cap), cap = T or the captioning
+ * cap) becomes the continuous time τ = (t + u)/T with u ~ U[0, 1), so τ is uniform on
+ * [0, cap/T); then x_τ = (1−τ)·x0 + τ·ε, the target is ε − x0, and the model is conditioned on
+ * flowTimestep(τ, T) — the mapping the flow sampler uses. T is `schedule.T`. Random draws: ε for
+ * all images first (as under DDPM, which draws nothing else), then one u per diffusing image
+ * in layout order.
  */
 export function noiseBatch(
   batch: TransfusionBatch,
   latentShape: [number, number, number],
   schedule: NoiseSchedule,
   rng: Rng,
-): { xt: Tensor; eps: Tensor; t: Int32Array } {
+  objective: Objective = "ddpm",
+): NoisedBatch {
   const N = batch.layout.images.length;
   const per = latentShape[0] * latentShape[1] * latentShape[2];
   if (batch.latents.length !== N * per) {
@@ -46,27 +74,43 @@ export function noiseBatch(
       `batch.latents has ${batch.latents.length} values, expected ${N}×${per} for ${N} images`,
     );
   }
+  const T = schedule.T;
   const eps = new Float32Array(N * per);
   rng.fillNormal(eps);
   const xt = new Float32Array(N * per);
+  const target = objective === "flow" ? new Float32Array(N * per) : eps;
   const t = new Int32Array(N);
+  const time = new Float64Array(N);
   batch.layout.images.forEach((img, k) => {
     const x0 = batch.latents.subarray(k * per, (k + 1) * per);
-    if (img.diffuse) {
-      t[k] = img.t;
-      addNoise(
-        x0,
-        eps.subarray(k * per, (k + 1) * per),
-        img.t,
-        schedule,
-        xt.subarray(k * per, (k + 1) * per),
-      );
+    const e = eps.subarray(k * per, (k + 1) * per);
+    const out = xt.subarray(k * per, (k + 1) * per);
+    if (objective === "flow") flowVelocityTarget(x0, e, target.subarray(k * per, (k + 1) * per));
+    if (!img.diffuse) {
+      out.set(x0);
+      return;
+    }
+    if (!(Number.isInteger(img.t) && img.t >= 0 && img.t < T)) {
+      throw new Error(`layout.images[${k}].t = ${img.t} is not an integer timestep in [0, ${T})`);
+    }
+    if (objective === "flow") {
+      time[k] = (img.t + rng.uniform()) / T;
+      t[k] = flowTimestep(time[k]!, T);
+      flowInterpolate(x0, e, time[k]!, out);
     } else {
-      xt.set(x0, k * per);
+      t[k] = img.t;
+      addNoise(x0, e, img.t, schedule, out);
     }
   });
   const shape = [N, ...latentShape];
-  return { xt: new Tensor(xt, shape), eps: new Tensor(eps, shape), t };
+  const epsT = new Tensor(eps, shape);
+  return {
+    xt: new Tensor(xt, shape),
+    eps: epsT,
+    target: target === eps ? epsT : new Tensor(target, shape),
+    t,
+    time,
+  };
 }
 
 /** Returns the loss of `model` on `batch` and its parts (noise drawn from `rng`). */
@@ -78,11 +122,12 @@ export function transfusionLoss(
 ): LossParts {
   const c = model.config;
   const { layout } = batch;
-  const { xt, eps, t } = noiseBatch(
+  const { xt, target, t } = noiseBatch(
     batch,
     [c.latentChannels, c.latentSize, c.latentSize],
     schedule,
     rng,
+    c.objective,
   );
   const out = model.forward(layout, layout.images.length > 0 ? xt : null, t);
   let lm: Tensor | null = null;
@@ -96,7 +141,7 @@ export function transfusionLoss(
   let img: Tensor | null = null;
   const diffusing = layout.images.filter((i) => i.diffuse).length;
   if (out.imagePred && diffusing > 0) {
-    const perImage = mseLoss(out.imagePred, eps, "perSample");
+    const perImage = mseLoss(out.imagePred, target, "perSample");
     const w = new Float32Array(layout.images.length);
     layout.images.forEach((im, k) => {
       w[k] = im.diffuse ? 1 / diffusing : 0;

@@ -1,11 +1,12 @@
 /**
  * The Transfusion model: one Llama-style transformer over a sequence that mixes text tokens and
  * image patches. Text positions get a next-token head; patch positions get the patch decoder,
- * aligned (position i predicts the noise of patch i).
+ * aligned (position i predicts the noise of patch i — or, with the flow objective, its velocity).
+ * With `modalitySpecific` the blocks route patch rows through their own weights.
  */
 import { Embedding, Linear, RMSNorm } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
-import { Block } from "../nn/transformer.js";
+import { Block, type ModalityRows, modalityRows } from "../nn/transformer.js";
 import { mul } from "../tensor/ops/elementwise.js";
 import { gather, indexAdd, reshape } from "../tensor/ops/shape.js";
 import type { Rng } from "../tensor/rng.js";
@@ -57,6 +58,7 @@ export class Transfusion extends Module {
               mlp: "swiglu",
               norm: "rms",
               layers: c.layers,
+              modalitySpecific: c.modalitySpecific,
             },
             rng,
           ),
@@ -85,6 +87,14 @@ export class Transfusion extends Module {
       }
     }
     return ropeTablesFor(this.config, rowPos, colPos);
+  }
+
+  /**
+   * Returns the rows' modalities for modality-specific blocks (`imageRows` are the patch rows of
+   * `count` flattened rows), or undefined for the shared-weight model, which needs none.
+   */
+  modalityOf(count: number, imageRows: Int32Array): ModalityRows | undefined {
+    return this.config.modalitySpecific ? modalityRows(count, imageRows) : undefined;
   }
 
   /**
@@ -126,8 +136,9 @@ export class Transfusion extends Module {
     }
     const { cos, sin } = this.ropeTables(layout);
     const mask = buildMask(layout, c.imageAttention);
+    const modality = this.modalityOf(B * T, patchIdx);
     let h = reshape(x, [B, T, c.dim]);
-    for (const block of this.blocks) h = block.forward(h, { cos, sin, mask });
+    for (const block of this.blocks) h = block.forward(h, { cos, sin, mask, modality });
     const hn = reshape(this.norm.forward(h), [B * T, c.dim]);
 
     let textRows = opts.textRows;
@@ -164,7 +175,9 @@ export function ropeTablesFor(
   const quarter = half / 2;
   for (let i = 0; i < half; i++) {
     // In 2-D mode each axis gets half of the frequencies, spread over the same range.
-    const freq = twoD ? config.ropeTheta ** (-(2 * (i % quarter)) / half) : config.ropeTheta ** (-(2 * i) / D);
+    const freq = twoD
+      ? config.ropeTheta ** (-(2 * (i % quarter)) / half)
+      : config.ropeTheta ** (-(2 * i) / D);
     const pos = twoD && i >= quarter ? colPos : rowPos;
     for (let p = 0; p < n; p++) {
       const a = pos[p]! * freq;

@@ -96,7 +96,8 @@ export class GroupNorm extends Module {
     readonly eps = 1e-5,
   ) {
     super();
-    if (channels % groups !== 0) throw new Error(`GroupNorm: ${channels} channels, ${groups} groups`);
+    if (channels % groups !== 0)
+      throw new Error(`GroupNorm: ${channels} channels, ${groups} groups`);
     this.weight = this.param("weight", ones([channels]));
     this.bias = this.param("bias", zeros([channels]));
   }
@@ -120,7 +121,10 @@ export class Conv2d extends Module {
   ) {
     super();
     const bound = 1 / Math.sqrt(inChannels * kernel * kernel);
-    this.weight = this.param("weight", uniformInit([outChannels, inChannels, kernel, kernel], rng, bound));
+    this.weight = this.param(
+      "weight",
+      uniformInit([outChannels, inChannels, kernel, kernel], rng, bound),
+    );
     this.bias = this.param("bias", zeros([outChannels]));
   }
   /** Returns the convolution of x [N, in, H, W]. */

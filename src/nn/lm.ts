@@ -51,7 +51,11 @@ export class TransformerLM extends Module {
   private rope(T: number): { cos: Float32Array; sin: Float32Array } {
     let t = this.tables.get(T);
     if (!t) {
-      t = ropeTables(Array.from({ length: T }, (_, i) => i), this.config.dim / this.config.heads, this.config.ropeTheta);
+      t = ropeTables(
+        Array.from({ length: T }, (_, i) => i),
+        this.config.dim / this.config.heads,
+        this.config.ropeTheta,
+      );
       this.tables.set(T, t);
     }
     return t;

@@ -1,6 +1,6 @@
 /** Module: a named tree of parameters, so checkpoints get stable, documented tensor names. */
 import type { Rng } from "../tensor/rng.js";
-import { Tensor, zeros } from "../tensor/tensor.js";
+import { type Tensor, zeros } from "../tensor/tensor.js";
 
 export abstract class Module {
   private readonly ownParams = new Map<string, Tensor>();

@@ -54,7 +54,21 @@ export class AdamW {
       const g = e.param.grad;
       if (!g) return;
       const wd = e.decay ? weightDecay : 0;
-      be.adamw(e.param.f32, g, this.m[i]!, this.v[i]!, e.param.size, lr, beta1, beta2, eps, wd, bc1, bc2, gradScale);
+      be.adamw(
+        e.param.f32,
+        g,
+        this.m[i]!,
+        this.v[i]!,
+        e.param.size,
+        lr,
+        beta1,
+        beta2,
+        eps,
+        wd,
+        bc1,
+        bc2,
+        gradScale,
+      );
     });
   }
 
@@ -76,7 +90,10 @@ export function gradNorm(params: readonly Tensor[]): number {
  * Returns the factor that scales gradients to global norm ≤ maxNorm (1 when already within),
  * and the norm before clipping. Pass the factor to AdamW.update as gradScale.
  */
-export function clipFactor(params: readonly Tensor[], maxNorm: number): { norm: number; factor: number } {
+export function clipFactor(
+  params: readonly Tensor[],
+  maxNorm: number,
+): { norm: number; factor: number } {
   const norm = gradNorm(params);
   const factor = maxNorm > 0 && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
   return { norm, factor };

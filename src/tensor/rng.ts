@@ -101,7 +101,8 @@ export class Rng {
 
   /** Restores a state returned by getState. */
   setState(state: readonly number[]): void {
-    if (state.length !== 5) throw new Error(`Rng.setState: expected 5 numbers, got ${state.length}`);
+    if (state.length !== 5)
+      throw new Error(`Rng.setState: expected 5 numbers, got ${state.length}`);
     this.s0 = state[0]! | 0;
     this.s1 = state[1]! | 0;
     this.s2 = state[2]! | 0;

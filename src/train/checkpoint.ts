@@ -73,9 +73,12 @@ export function loadModuleTensors(m: Module, file: StFile, source: string, prefi
     const e = file.tensors[prefix + name];
     if (!e) throw new Error(`${source}: missing tensor "${prefix + name}"`);
     if (e.shape.join(",") !== t.shape.join(",")) {
-      throw new Error(`${source}: tensor "${prefix + name}" has shape [${e.shape}], the model expects [${t.shape}]`);
+      throw new Error(
+        `${source}: tensor "${prefix + name}" has shape [${e.shape}], the model expects [${t.shape}]`,
+      );
     }
-    if (!(e.data instanceof Float32Array)) throw new Error(`${source}: tensor "${prefix + name}" is not float`);
+    if (!(e.data instanceof Float32Array))
+      throw new Error(`${source}: tensor "${prefix + name}" is not float`);
     t.f32.set(e.data);
   }
 }
@@ -97,7 +100,12 @@ export function optimizerTensors(
 }
 
 /** Restores raw weights and AdamW moments from a train-state file. */
-export function loadOptimizerTensors(model: Module, opt: AdamW, file: StFile, source: string): void {
+export function loadOptimizerTensors(
+  model: Module,
+  opt: AdamW,
+  file: StFile,
+  source: string,
+): void {
   loadModuleTensors(model, file, source, "param.");
   const index = new Map(opt.entries.map((e, i) => [e.param, i]));
   for (const [name, t] of model.namedParameters()) {
@@ -127,7 +135,9 @@ export function readJson(path: string): unknown {
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw new Error(`${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new Error(
+      `${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
   }
   try {
     return JSON.parse(text);

@@ -158,7 +158,12 @@ export class Trainer {
   /** Returns the learning rate of step `step`. */
   lr(step: number): number {
     const s = this.settings;
-    return cosineLr(step, { maxLr: s.maxLr, minLr: s.minLr, warmupSteps: s.warmupSteps, totalSteps: s.steps });
+    return cosineLr(step, {
+      maxLr: s.maxLr,
+      minLr: s.minLr,
+      warmupSteps: s.warmupSteps,
+      totalSteps: s.steps,
+    });
   }
 
   /** Runs one step (or skips it if the loss or gradients are not finite); returns its metrics. */
@@ -166,7 +171,12 @@ export class Trainer {
     const t0 = process.hrtime.bigint();
     const { seed } = this.settings;
     const batch = this.o.batchFor(this.step, new Rng(stepSeed(seed, this.step, 1)));
-    const parts = transfusionLoss(this.model, batch, this.o.schedule, new Rng(stepSeed(seed, this.step, 2)));
+    const parts = transfusionLoss(
+      this.model,
+      batch,
+      this.o.schedule,
+      new Rng(stepSeed(seed, this.step, 2)),
+    );
     const total = parts.total.item();
     parts.total.backward();
     const params = this.model.parameters();
@@ -229,15 +239,22 @@ export class Trainer {
     if (!dir) return null;
     for (const p of this.model.parameters()) {
       for (const v of p.f32) {
-        if (!Number.isFinite(v)) throw new Error(`refusing to checkpoint non-finite weights in ${p.name ?? "a parameter"}`);
+        if (!Number.isFinite(v))
+          throw new Error(
+            `refusing to checkpoint non-finite weights in ${p.name ?? "a parameter"}`,
+          );
       }
     }
     replaceFolder(dir, (tmp) => {
       this.o.writeStatic?.(tmp, this.step);
-      writeSafetensorsFile(join(tmp, MODEL_FILE), moduleTensors(this.model, "", this.samplingWeights()), {
-        format: "transfusion-model/1",
-        step: String(this.step),
-      });
+      writeSafetensorsFile(
+        join(tmp, MODEL_FILE),
+        moduleTensors(this.model, "", this.samplingWeights()),
+        {
+          format: "transfusion-model/1",
+          step: String(this.step),
+        },
+      );
       writeSafetensorsFile(join(tmp, TRAIN_STATE_FILE), optimizerTensors(this.model, this.opt), {
         step: String(this.step),
         adam_step: String(this.opt.step),

@@ -2,10 +2,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { packDocuments, type TokenDocument } from "../../src/data/pack.js";
-import { cosineSchedule } from "../../src/diffusion/schedule.js";
 import { DdimSampler } from "../../src/diffusion/samplers.js";
+import { cosineSchedule } from "../../src/diffusion/schedule.js";
 import { DecodeState } from "../../src/generate/cache.js";
-import { generateBatch, type GenerateOptions } from "../../src/generate/generate.js";
+import { type GenerateOptions, generateBatch } from "../../src/generate/generate.js";
 import { GREEDY } from "../../src/generate/sampling.js";
 import { makeConfig, type TransfusionConfig } from "../../src/model/config.js";
 import { Transfusion } from "../../src/model/transfusion.js";
@@ -16,7 +16,16 @@ import { availableBackends, maxAbsDiff, withBackend } from "../helpers.js";
 const SPECIAL = { boiId: 1, eoiId: 2, padId: 0, eodId: 3 };
 
 function model(over: Partial<TransfusionConfig> = {}): Transfusion {
-  const cfg = makeConfig("tiny", { vocab: 24, dim: 32, layers: 2, heads: 4, mlpHidden: 48, latentSize: 4, patchSize: 2, ...over });
+  const cfg = makeConfig("tiny", {
+    vocab: 24,
+    dim: 32,
+    layers: 2,
+    heads: 4,
+    mlpHidden: 48,
+    latentSize: 4,
+    patchSize: 2,
+    ...over,
+  });
   const m = new Transfusion(cfg, new Rng(4));
   // Larger weights than the init make attention sharp, so wrong keys show in the outputs.
   const rng = new Rng(8);
@@ -32,7 +41,11 @@ function latent(seed: number): Float32Array {
 /** Logits at the last position of `doc` and image predictions, computed without a cache. */
 function uncached(m: Transfusion, doc: TokenDocument, latents: Float32Array, t: number[]) {
   const len = doc.segments.reduce((s, g) => s + ("text" in g ? g.text.length : 4 + 2), 0);
-  const { layout } = packDocuments([doc], { seqLen: len, gridH: 2, gridW: 2, boiId: 1, eoiId: 2, padId: 0 }, 1);
+  const { layout } = packDocuments(
+    [doc],
+    { seqLen: len, gridH: 2, gridW: 2, boiId: 1, eoiId: 2, padId: 0 },
+    1,
+  );
   layout.images.forEach((im, k) => {
     im.t = t[k]!;
   });
@@ -57,12 +70,18 @@ for (const be of availableBackends()) {
         const tokens = [12, 13, 14];
         const sofar: TokenDocument = { segments: [...prompt.segments] };
         const ref0 = uncached(m, sofar, lat, hasImage ? [0] : []).textLogits!.f32;
-        assert.ok(maxAbsDiff(logits.f32, ref0) < 1e-4, `prefill logits differ by ${maxAbsDiff(logits.f32, ref0)}`);
+        assert.ok(
+          maxAbsDiff(logits.f32, ref0) < 1e-4,
+          `prefill logits differ by ${maxAbsDiff(logits.f32, ref0)}`,
+        );
         for (const tok of tokens) {
           logits = state.appendTokens(Int32Array.of(tok));
           (sofar.segments as TokenDocument["segments"][number][]).push({ text: [tok] });
           const ref = uncached(m, sofar, lat, hasImage ? [0] : []).textLogits!.f32;
-          assert.ok(maxAbsDiff(logits.f32, ref) < 1e-4, `token ${tok}: logits differ by ${maxAbsDiff(logits.f32, ref)}`);
+          assert.ok(
+            maxAbsDiff(logits.f32, ref) < 1e-4,
+            `token ${tok}: logits differ by ${maxAbsDiff(logits.f32, ref)}`,
+          );
         }
       }
     }));
@@ -76,17 +95,27 @@ for (const be of availableBackends()) {
       state.prefill([{ segments: [{ text: [5, 6] }] }], new Float32Array(0), SPECIAL);
       state.appendTokens(Int32Array.of(SPECIAL.boiId));
       const pred = state.imageBlock(new Tensor(noisy, [1, 4, 4, 4]), [700], false).f32;
-      const ref = uncached(m, { segments: [{ text: [5, 6] }, { image: 0, t: 700 }] }, noisy, [700]).imagePred!.f32;
-      assert.ok(maxAbsDiff(pred, ref) < 1e-4, `image prediction differs by ${maxAbsDiff(pred, ref)}`);
+      const ref = uncached(m, { segments: [{ text: [5, 6] }, { image: 0, t: 700 }] }, noisy, [700])
+        .imagePred!.f32;
+      assert.ok(
+        maxAbsDiff(pred, ref) < 1e-4,
+        `image prediction differs by ${maxAbsDiff(pred, ref)}`,
+      );
       // The loop's last evaluation commits the clean latent; text then continues after EOI.
       state.imageBlock(new Tensor(clean, [1, 4, 4, 4]), [0], true);
       const after = state.appendTokens(Int32Array.of(SPECIAL.eoiId)).f32;
       const doc = { segments: [{ text: [5, 6] }, { image: 0, t: 0 }] } as TokenDocument;
       const refClean = uncached(m, doc, clean, [0]).textLogits!.f32;
       const refNoisy = uncached(m, doc, noisy, [0]).textLogits!.f32;
-      assert.ok(maxAbsDiff(after, refClean) < 1e-4, `post-image logits differ from the clean reference by ${maxAbsDiff(after, refClean)}`);
+      assert.ok(
+        maxAbsDiff(after, refClean) < 1e-4,
+        `post-image logits differ from the clean reference by ${maxAbsDiff(after, refClean)}`,
+      );
       // Sensitivity: had the cache kept the noisy step, the logits would be far from these.
-      assert.ok(maxAbsDiff(after, refNoisy) > 1e-2, "clean and noisy keys give the same logits: the test would not notice");
+      assert.ok(
+        maxAbsDiff(after, refNoisy) > 1e-2,
+        "clean and noisy keys give the same logits: the test would not notice",
+      );
     }));
 }
 
@@ -137,9 +166,21 @@ test("batched text-to-image equals one-by-one and is deterministic for a seed", 
     { segments: [{ text: [8] }] },
     { segments: [{ text: [9, 10] }] },
   ];
-  const batched = generateBatch(m, prompts, new Float32Array(0), SPECIAL, t2i({ guidanceScale: 2 }));
+  const batched = generateBatch(
+    m,
+    prompts,
+    new Float32Array(0),
+    SPECIAL,
+    t2i({ guidanceScale: 2 }),
+  );
   prompts.forEach((p, i) => {
-    const one = generateBatch(m, [p], new Float32Array(0), SPECIAL, t2i({ guidanceScale: 2, firstSample: i }));
+    const one = generateBatch(
+      m,
+      [p],
+      new Float32Array(0),
+      SPECIAL,
+      t2i({ guidanceScale: 2, firstSample: i }),
+    );
     const a = (batched[i]!.parts[0] as { latent: Float32Array }).latent;
     const b = (one[0]!.parts[0] as { latent: Float32Array }).latent;
     assert.ok(maxAbsDiff(a, b) < 1e-4, `sample ${i} differs by ${maxAbsDiff(a, b)}`);

@@ -3,7 +3,12 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { packDocuments, type Segment, type TokenDocument } from "../../src/data/pack.js";
 import { cosineSchedule } from "../../src/diffusion/schedule.js";
-import { makeConfig, patchesPerImage, type TransfusionConfig, validateConfig } from "../../src/model/config.js";
+import {
+  makeConfig,
+  patchesPerImage,
+  type TransfusionConfig,
+  validateConfig,
+} from "../../src/model/config.js";
 import { buildMask, type SequenceLayout, validateLayout } from "../../src/model/layout.js";
 import { noiseBatch, transfusionLoss } from "../../src/model/loss.js";
 import { Transfusion } from "../../src/model/transfusion.js";
@@ -25,7 +30,9 @@ function randomDocs(rng: Rng, count: number, vocab: number, maxImages = 2): Toke
         segments.push({ image: image++, t: rng.int(1000) });
         imgs++;
       } else {
-        segments.push({ text: Array.from({ length: 1 + rng.int(5) }, () => 4 + rng.int(vocab - 4)) });
+        segments.push({
+          text: Array.from({ length: 1 + rng.int(5) }, () => 4 + rng.int(vocab - 4)),
+        });
       }
     }
     docs.push({ segments });
@@ -34,7 +41,15 @@ function randomDocs(rng: Rng, count: number, vocab: number, maxImages = 2): Toke
 }
 
 function tinyConfig(over: Partial<TransfusionConfig> = {}): TransfusionConfig {
-  return makeConfig("tiny", { vocab: 32, dim: 32, layers: 2, heads: 4, mlpHidden: 64, latentSize: 4, ...over });
+  return makeConfig("tiny", {
+    vocab: 32,
+    dim: 32,
+    layers: 2,
+    heads: 4,
+    mlpHidden: 64,
+    latentSize: 4,
+    ...over,
+  });
 }
 
 test("the mask equals a brute-force reference on random layouts", () => {
@@ -51,7 +66,9 @@ test("the mask equals a brute-force reference on random layouts", () => {
       const mask = buildMask(layout, mode);
       const T = layout.seqLen;
       const imageOf = (b: number, i: number): number =>
-        layout.images.findIndex((im) => im.row === b && i >= im.start && i < im.start + im.gridH * im.gridW);
+        layout.images.findIndex(
+          (im) => im.row === b && i >= im.start && i < im.start + im.gridH * im.gridW,
+        );
       for (let b = 0; b < layout.batch; b++) {
         for (let i = 0; i < T; i++) {
           for (let j = 0; j < T; j++) {
@@ -60,10 +77,15 @@ test("the mask equals a brute-force reference on random layouts", () => {
             let allowed: boolean;
             if (di < 0) allowed = i === j;
             else {
-              const sameImage = mode === "bidirectional" && imageOf(b, i) >= 0 && imageOf(b, i) === imageOf(b, j);
+              const sameImage =
+                mode === "bidirectional" && imageOf(b, i) >= 0 && imageOf(b, i) === imageOf(b, j);
               allowed = di === dj && (j <= i || sameImage);
             }
-            assert.equal(mask[(b * T + i) * T + j], allowed ? 1 : 0, `trial ${trial} ${mode} row ${b} (${i}, ${j})`);
+            assert.equal(
+              mask[(b * T + i) * T + j],
+              allowed ? 1 : 0,
+              `trial ${trial} ${mode} row ${b} (${i}, ${j})`,
+            );
           }
         }
       }
@@ -74,14 +96,20 @@ test("the mask equals a brute-force reference on random layouts", () => {
 test("packing: no LM target at BOI or patch positions, targets are next tokens, images in place", () => {
   const rng = new Rng(5);
   const docs = randomDocs(rng, 8, 20);
-  const { layout, imageSources } = packDocuments(docs, { seqLen: 40, gridH: 2, gridW: 2, ...SPECIAL });
+  const { layout, imageSources } = packDocuments(docs, {
+    seqLen: 40,
+    gridH: 2,
+    gridW: 2,
+    ...SPECIAL,
+  });
   validateLayout(layout, 32, 4);
   const T = layout.seqLen;
   const isPatch = new Uint8Array(layout.batch * T);
   for (const im of layout.images) isPatch.fill(1, im.row * T + im.start, im.row * T + im.start + 4);
   for (let i = 0; i < layout.batch * T; i++) {
     const tok = layout.tokens[i]!;
-    if (tok === SPECIAL.boiId && !isPatch[i]) assert.equal(layout.textTargets[i], -1, `BOI at ${i} has a target`);
+    if (tok === SPECIAL.boiId && !isPatch[i])
+      assert.equal(layout.textTargets[i], -1, `BOI at ${i} has a target`);
     if (isPatch[i]) assert.equal(layout.textTargets[i], -1, `patch at ${i} has a target`);
     if (layout.textTargets[i]! >= 0) assert.equal(layout.textTargets[i], layout.tokens[i + 1]);
   }
@@ -95,15 +123,27 @@ test("packing: no LM target at BOI or patch positions, targets are next tokens, 
     imageSources.map((_, i) => i),
   );
   assert.throws(
-    () => packDocuments([{ segments: [{ text: new Array(50).fill(5) }] }], { seqLen: 40, gridH: 2, gridW: 2, ...SPECIAL }),
+    () =>
+      packDocuments([{ segments: [{ text: new Array(50).fill(5) }] }], {
+        seqLen: 40,
+        gridH: 2,
+        gridW: 2,
+        ...SPECIAL,
+      }),
     /document 0 needs 51 positions but a row holds 40/,
   );
 });
 
 test("config validation names the field", () => {
   assert.throws(() => validateConfig({ ...tinyConfig(), extra: 1 }), /unknown field "extra"/);
-  assert.throws(() => validateConfig({ ...tinyConfig(), patchSize: 3 }), /"patchSize" must be 1, 2, 4 or 8/);
-  assert.throws(() => validateConfig({ ...tinyConfig(), encoder: "mlp" }), /field "encoder" must be one of linear, unet/);
+  assert.throws(
+    () => validateConfig({ ...tinyConfig(), patchSize: 3 }),
+    /"patchSize" must be 1, 2, 4 or 8/,
+  );
+  assert.throws(
+    () => validateConfig({ ...tinyConfig(), encoder: "mlp" }),
+    /field "encoder" must be one of linear, unet/,
+  );
   assert.throws(() => validateConfig({ ...tinyConfig(), heads: 5 }), /divisible by "heads"/);
   const paper = makeConfig("paper-0.16B");
   assert.equal(paper.layers, 16);
@@ -112,7 +152,12 @@ test("config validation names the field", () => {
 
 function batchFor(cfg: TransfusionConfig, rng: Rng, docs = 4) {
   const g = cfg.latentSize / cfg.patchSize;
-  const packed = packDocuments(randomDocs(rng, docs, cfg.vocab, 1), { seqLen: 32, gridH: g, gridW: g, ...SPECIAL });
+  const packed = packDocuments(randomDocs(rng, docs, cfg.vocab, 1), {
+    seqLen: 32,
+    gridH: g,
+    gridW: g,
+    ...SPECIAL,
+  });
   const per = cfg.latentChannels * cfg.latentSize * cfg.latentSize;
   const latents = new Float32Array(packed.layout.images.length * per);
   rng.fillNormal(latents);
@@ -127,7 +172,12 @@ for (const encoder of ["linear", "unet"] as const) {
       const model = new Transfusion(cfg, rng);
       const batch = batchFor(cfg, rng, 6);
       assert.ok(batch.layout.images.length > 0);
-      const { xt, t } = noiseBatch(batch, [cfg.latentChannels, cfg.latentSize, cfg.latentSize], cosineSchedule(), rng);
+      const { xt, t } = noiseBatch(
+        batch,
+        [cfg.latentChannels, cfg.latentSize, cfg.latentSize],
+        cosineSchedule(),
+        rng,
+      );
       const out = model.forward(batch.layout, xt, t);
       assert.deepEqual(out.imagePred!.shape, [batch.layout.images.length, 4, 4, 4]);
       assert.equal(out.textLogits!.shape[1], cfg.vocab);

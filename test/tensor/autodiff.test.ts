@@ -42,7 +42,13 @@ test("backward frees the graph and interior gradients", () => {
 });
 
 test("shape errors name the op and shapes", () => {
-  assert.throws(() => add(tensor([1, 2, 3]), tensor([1, 2])), /add: shapes \[3\] and \[2\] do not broadcast/);
-  assert.throws(() => new Tensor(new Float32Array(3), [2, 2]), /3 elements but shape \[2, 2\] needs 4/);
+  assert.throws(
+    () => add(tensor([1, 2, 3]), tensor([1, 2])),
+    /add: shapes \[3\] and \[2\] do not broadcast/,
+  );
+  assert.throws(
+    () => new Tensor(new Float32Array(3), [2, 2]),
+    /3 elements but shape \[2, 2\] needs 4/,
+  );
   assert.throws(() => tensor([1, 2]).backward(), /does not require gradients/);
 });

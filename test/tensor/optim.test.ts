@@ -29,7 +29,8 @@ for (const be of availableBackends()) {
           ref[i] = ref[i]! - 0.1 * (mh / (Math.sqrt(vh) + 1e-8) + 0.5 * ref[i]!);
         }
       }
-      for (let i = 0; i < 2; i++) assert.ok(Math.abs(p.f32[i]! - ref[i]!) < 1e-5, `${p.f32[i]} vs ${ref[i]}`);
+      for (let i = 0; i < 2; i++)
+        assert.ok(Math.abs(p.f32[i]! - ref[i]!) < 1e-5, `${p.f32[i]} vs ${ref[i]}`);
     }));
 }
 

@@ -11,7 +11,16 @@ import { availableBackends, nativeMissing, withBackend } from "../helpers.js";
 function setup(seed: number, dim = 32, T = 16, B = 4) {
   const rng = new Rng(seed);
   const model = new TransformerLM(
-    { vocab: 32, dim, layers: 2, heads: 4, mlpHidden: 64, mlp: "swiglu", norm: "rms", ropeTheta: 10000 },
+    {
+      vocab: 32,
+      dim,
+      layers: 2,
+      heads: 4,
+      mlpHidden: 64,
+      mlp: "swiglu",
+      norm: "rms",
+      ropeTheta: 10000,
+    },
     rng,
   );
   const ids = new Int32Array(B * T);

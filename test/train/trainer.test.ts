@@ -12,9 +12,17 @@ import { Transfusion } from "../../src/model/transfusion.js";
 import type { Rng } from "../../src/tensor/rng.js";
 import { Rng as R } from "../../src/tensor/rng.js";
 import { replaceFolder, resolveCheckpointDir } from "../../src/train/checkpoint.js";
-import { DEFAULT_TRAIN, type TrainSettings, Trainer } from "../../src/train/trainer.js";
+import { DEFAULT_TRAIN, Trainer, type TrainSettings } from "../../src/train/trainer.js";
 
-const cfg = makeConfig("tiny", { vocab: 24, dim: 32, layers: 1, heads: 2, mlpHidden: 48, latentSize: 4, patchSize: 2 });
+const cfg = makeConfig("tiny", {
+  vocab: 24,
+  dim: 32,
+  layers: 1,
+  heads: 2,
+  mlpHidden: 48,
+  latentSize: 4,
+  patchSize: 2,
+});
 
 function batchFor(_step: number, rng: Rng, poison = false): TransfusionBatch {
   const docs: TokenDocument[] = [];
@@ -26,7 +34,15 @@ function batchFor(_step: number, rng: Rng, poison = false): TransfusionBatch {
       ],
     });
   }
-  const { layout } = packDocuments(docs, { seqLen: 32, gridH: 2, gridW: 2, boiId: 1, eoiId: 2, padId: 0, eodId: 3 });
+  const { layout } = packDocuments(docs, {
+    seqLen: 32,
+    gridH: 2,
+    gridW: 2,
+    boiId: 1,
+    eoiId: 2,
+    padId: 0,
+    eodId: 3,
+  });
   const latents = new Float32Array(layout.images.length * 64);
   rng.fillNormal(latents);
   if (poison) latents[0] = Number.NaN;
@@ -34,7 +50,15 @@ function batchFor(_step: number, rng: Rng, poison = false): TransfusionBatch {
 }
 
 function settings(over: Partial<TrainSettings> = {}): TrainSettings {
-  return { ...DEFAULT_TRAIN, steps: 6, warmupSteps: 2, maxLr: 3e-3, checkpointEvery: 0, seed: 5, ...over };
+  return {
+    ...DEFAULT_TRAIN,
+    steps: 6,
+    warmupSteps: 2,
+    maxLr: 3e-3,
+    checkpointEvery: 0,
+    seed: 5,
+    ...over,
+  };
 }
 
 function makeTrainer(dir: string | null, s: TrainSettings, poisonFrom = Infinity) {

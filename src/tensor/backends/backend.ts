@@ -189,7 +189,13 @@ export interface Backend {
   /** Σ x[i]² over i < n, accumulated in double precision. */
   sumSquares(x: Float32Array, n: number): number;
   /** out[r·dim + c] = table[idx[r]·dim + c] for r < rows. Indices are trusted. */
-  gatherRows(table: Float32Array, idx: Int32Array, out: Float32Array, rows: number, dim: number): void;
+  gatherRows(
+    table: Float32Array,
+    idx: Int32Array,
+    out: Float32Array,
+    rows: number,
+    dim: number,
+  ): void;
   /** gTable[idx[r]·dim + c] += gOut[r·dim + c] (accumulates). */
   scatterAddRows(
     gOut: Float32Array,
@@ -374,7 +380,14 @@ export interface Backend {
     pad: number,
   ): void;
   /** Nearest-neighbour upsampling of x [NC, H, W] by an integer factor. */
-  upsampleNearest(x: Float32Array, out: Float32Array, NC: number, H: number, W: number, factor: number): void;
+  upsampleNearest(
+    x: Float32Array,
+    out: Float32Array,
+    NC: number,
+    H: number,
+    W: number,
+    factor: number,
+  ): void;
   /** Backward: gx[nc, i, j] = Σ over the factor×factor block of gy (overwrites gx). */
   upsampleNearestBackward(
     gy: Float32Array,

@@ -12,7 +12,9 @@ export interface Conv2dOptions {
 /** Returns the 2-D convolution of x [N, Cin, H, W] with w [Cout, Cin, kh, kw] (+ bias [Cout]). */
 export function conv2d(x: Tensor, w: Tensor, bias?: Tensor, opts: Conv2dOptions = {}): Tensor {
   if (x.rank !== 4 || w.rank !== 4) {
-    throw new Error(`conv2d: x must be [N,C,H,W] and w [Cout,Cin,kh,kw], got [${x.shape}] and [${w.shape}]`);
+    throw new Error(
+      `conv2d: x must be [N,C,H,W] and w [Cout,Cin,kh,kw], got [${x.shape}] and [${w.shape}]`,
+    );
   }
   const [N, Cin, H, W] = x.shape as [number, number, number, number];
   const [Cout, Cw, kh, kw] = w.shape as [number, number, number, number];

@@ -31,11 +31,7 @@ function binaryForward(op: BinaryOp, a: Tensor, b: Tensor, shape: number[]): Ten
   if (sameShape(a.shape, shape) && sameShape(b.shape, shape)) {
     backend().binary(op, a.f32, [1], b.f32, [1], out.f32, [out.size]);
   } else {
-    const c = coalesce(
-      shape,
-      broadcastStrides(a.shape, shape),
-      broadcastStrides(b.shape, shape),
-    );
+    const c = coalesce(shape, broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape));
     backend().binary(op, a.f32, c.strides[0]!, b.f32, c.strides[1]!, out.f32, c.shape);
   }
   return out;

@@ -143,7 +143,8 @@ function foldedMatmul(
 
 /** Returns x·wᵀ (+ bias): w is [out, in] as in PyTorch, so checkpoints map one to one. */
 export function linear(x: Tensor, w: Tensor, bias?: Tensor): Tensor {
-  if (w.rank !== 2) throw new Error(`linear: weight must be [out, in], got [${w.shape.join(", ")}]`);
+  if (w.rank !== 2)
+    throw new Error(`linear: weight must be [out, in], got [${w.shape.join(", ")}]`);
   if (x.shape[x.rank - 1] !== w.shape[1]) {
     throw new Error(
       `linear: input [${x.shape.join(", ")}] does not end in ${w.shape[1]} (weight [${w.shape.join(", ")}])`,

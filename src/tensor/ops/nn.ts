@@ -124,8 +124,10 @@ function groupNormImpl(
   b: Tensor | undefined,
   eps: number,
 ): Tensor {
-  if (w && w.size !== channels) throw new Error(`${op}: weight has ${w.size} entries, expected ${channels}`);
-  if (b && b.size !== channels) throw new Error(`${op}: bias has ${b.size} entries, expected ${channels}`);
+  if (w && w.size !== channels)
+    throw new Error(`${op}: weight has ${w.size} entries, expected ${channels}`);
+  if (b && b.size !== channels)
+    throw new Error(`${op}: bias has ${b.size} entries, expected ${channels}`);
   const out = zeros(x.shape);
   const meanBuf = new Float32Array(N * G);
   const rstd = new Float32Array(N * G);
@@ -155,7 +157,8 @@ export function groupNorm(x: Tensor, groups: number, w?: Tensor, b?: Tensor, eps
   if (x.rank < 2) throw new Error("groupNorm: x must be [N, C, ...]");
   const N = x.shape[0]!;
   const C = x.shape[1]!;
-  if (C % groups !== 0) throw new Error(`groupNorm: ${C} channels are not divisible into ${groups} groups`);
+  if (C % groups !== 0)
+    throw new Error(`groupNorm: ${C} channels are not divisible into ${groups} groups`);
   const spatial = x.size / (N * C);
   return groupNormImpl("groupNorm", x, N, groups, C, spatial, w, b, eps);
 }
@@ -225,7 +228,8 @@ export interface AttentionOptions {
  * by the fused kernel (no [T, S] score tensor is kept between forward and backward).
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
-  if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) throw new Error("attention: q, k, v must be rank 4");
+  if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4)
+    throw new Error("attention: q, k, v must be rank 4");
   const [B, T, H, D] = q.shape as [number, number, number, number];
   const [Bk, S, Hkv, Dk] = k.shape as [number, number, number, number];
   if (Bk !== B || Dk !== D || v.shape.join() !== k.shape.join()) {
@@ -233,7 +237,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
       `attention: q [${q.shape}] k [${k.shape}] v [${v.shape}] are not [B,T,H,D], [B,S,Hkv,D], [B,S,Hkv,D]`,
     );
   }
-  if (H % Hkv !== 0) throw new Error(`attention: ${H} query heads not divisible by ${Hkv} kv heads`);
+  if (H % Hkv !== 0)
+    throw new Error(`attention: ${H} query heads not divisible by ${Hkv} kv heads`);
   const mask = opts.mask ?? null;
   if (mask && mask.length !== B * T * S) {
     throw new Error(`attention: mask has ${mask.length} entries, expected B·T·S = ${B * T * S}`);

@@ -63,7 +63,9 @@ export function transpose(x: Tensor, a = -2, b = -1): Tensor {
 export function slice(x: Tensor, axis: number, start: number, end: number): Tensor {
   const ax = normAxis(axis, x.rank, "slice");
   const n = x.shape[ax]!;
-  if (!(Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start <= end && end <= n)) {
+  if (
+    !(Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start <= end && end <= n)
+  ) {
     throw new Error(`slice: range [${start}, ${end}) invalid for axis ${axis} of size ${n}`);
   }
   const shape = [...x.shape];
@@ -147,13 +149,15 @@ export function expand(x: Tensor, shape: Shape): Tensor {
  * [...ids.shape, dim]. The embedding lookup. Ids are checked against V.
  */
 export function gather(table: Tensor, ids: Tensor | Int32Array): Tensor {
-  if (table.rank !== 2) throw new Error(`gather: table must be [V, dim], got [${table.shape.join(", ")}]`);
+  if (table.rank !== 2)
+    throw new Error(`gather: table must be [V, dim], got [${table.shape.join(", ")}]`);
   const idx = ids instanceof Tensor ? ids.i32 : ids;
   const idShape = ids instanceof Tensor ? ids.shape : [ids.length];
   const [V, dim] = table.shape as [number, number];
   for (let i = 0; i < idx.length; i++) {
     const id = idx[i]!;
-    if (!(id >= 0 && id < V)) throw new Error(`gather: id ${id} at index ${i} is outside [0, ${V})`);
+    if (!(id >= 0 && id < V))
+      throw new Error(`gather: id ${id} at index ${i} is outside [0, ${V})`);
   }
   const out = zeros([...idShape, dim]);
   backend().gatherRows(table.f32, idx, out.f32, idx.length, dim);

@@ -1,0 +1,237 @@
+/**
+ * A trained model ready to use: the checkpoint's EMA weights, tokenizer and VAE, with the
+ * conveniences `textToImage`, `caption` and `generate` that work on strings and images.
+ */
+import { join } from "node:path";
+import type { Document } from "../data/documents.js";
+import { floatToImage, type Image } from "../data/image.js";
+import type { Segment, TokenDocument } from "../data/pack.js";
+import { Tokenizer } from "../data/tokenizer.js";
+import { createSampler, type SamplerKind } from "../diffusion/config.js";
+import { cosineSchedule } from "../diffusion/schedule.js";
+import { type TransfusionConfig, validateConfig } from "../model/config.js";
+import { Transfusion } from "../model/transfusion.js";
+import { loadVae, type Vae } from "../model/vae.js";
+import { imagesToTensor } from "../model/vae-train.js";
+import { Rng } from "../tensor/rng.js";
+import { Tensor } from "../tensor/tensor.js";
+import {
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_VERSION,
+  CONFIG_FILE,
+  loadModuleTensors,
+  MODEL_FILE,
+  readJson,
+  readSafetensorsFile,
+  resolveCheckpointDir,
+  TOKENIZER_FILE,
+} from "../train/checkpoint.js";
+import type { SpecialIds } from "./cache.js";
+import { type GeneratedRow, generateBatch } from "./generate.js";
+import { GREEDY, type TextSampling } from "./sampling.js";
+
+export interface ImageOptions {
+  sampler: SamplerKind;
+  steps: number;
+  /** Classifier-free guidance scale; null for none. */
+  guidanceScale: number | null;
+  seed: number;
+  /** Stream index of the first sample (batched = one-by-one). */
+  firstSample?: number;
+  onImageStep?: (row: number, step: number, steps: number) => void;
+}
+
+export const DEFAULT_IMAGE_OPTIONS: ImageOptions = {
+  sampler: "ddim",
+  steps: 50,
+  guidanceScale: 3,
+  seed: 0,
+};
+
+export interface GeneratedPart {
+  text?: string;
+  image?: Image;
+}
+
+export class TransfusionPipeline {
+  readonly special: SpecialIds;
+
+  constructor(
+    readonly model: Transfusion,
+    readonly tokenizer: Tokenizer,
+    readonly vae: Vae,
+    readonly source = "(in memory)",
+  ) {
+    this.special = {
+      boiId: tokenizer.boiId,
+      eoiId: tokenizer.eoiId,
+      padId: tokenizer.padId,
+      eodId: tokenizer.eodId,
+    };
+    if (tokenizer.vocabSize !== model.config.vocab) {
+      throw new Error(
+        `${source}: tokenizer has ${tokenizer.vocabSize} tokens but the model expects ${model.config.vocab}`,
+      );
+    }
+  }
+
+  /** Returns the pipeline stored in a checkpoint folder (EMA weights); errors name the file. */
+  static load(dir: string): TransfusionPipeline {
+    const found = resolveCheckpointDir(dir);
+    if (!found)
+      throw new Error(
+        `${dir}: no checkpoint here (expected ${MODEL_FILE}); train one with \`transfusion train\``,
+      );
+    const cfgPath = join(found, CONFIG_FILE);
+    const raw = readJson(cfgPath) as Record<string, unknown>;
+    if (raw?.format !== CHECKPOINT_FORMAT)
+      throw new Error(`${cfgPath}: field "format" must be "${CHECKPOINT_FORMAT}"`);
+    if (raw.version !== CHECKPOINT_VERSION) {
+      throw new Error(
+        `${cfgPath}: checkpoint version ${String(raw.version)} is not supported (this build reads ${CHECKPOINT_VERSION})`,
+      );
+    }
+    const config = validateConfig(raw.model, `${cfgPath}: model`);
+    const tokenizer = Tokenizer.load(join(found, TOKENIZER_FILE));
+    const vae = loadVae(found);
+    const model = new Transfusion(config, new Rng(0));
+    const weights = join(found, MODEL_FILE);
+    loadModuleTensors(model, readSafetensorsFile(weights), weights);
+    return new TransfusionPipeline(model, tokenizer, vae, found);
+  }
+
+  get config(): TransfusionConfig {
+    return this.model.config;
+  }
+
+  /** Returns the scaled clean latents [N, C, h, w] of images (resized by the caller). */
+  encodeImages(images: readonly Image[]): Float32Array {
+    if (images.length === 0) return new Float32Array(0);
+    return this.vae.encodeLatents(imagesToTensor(images)).f32;
+  }
+
+  /** Returns the images decoded from scaled latents, one per latent. */
+  decodeLatents(latents: readonly Float32Array[]): Image[] {
+    if (latents.length === 0) return [];
+    const c = this.config;
+    const per = c.latentChannels * c.latentSize * c.latentSize;
+    const all = new Float32Array(latents.length * per);
+    latents.forEach((l, i) => {
+      all.set(l, i * per);
+    });
+    const x = this.vae.decodeLatents(
+      new Tensor(all, [latents.length, c.latentChannels, c.latentSize, c.latentSize]),
+    );
+    const [, C, H, W] = x.shape as [number, number, number, number];
+    return latents.map((_, i) =>
+      floatToImage(x.f32.subarray(i * C * H * W, (i + 1) * C * H * W), C as 1 | 3, H, W),
+    );
+  }
+
+  private sampler(o: ImageOptions) {
+    const schedule = cosineSchedule({ T: this.config.diffusionSteps });
+    const kind =
+      this.config.objective === "flow" && o.sampler !== "flow-euler" ? "flow-euler" : o.sampler;
+    return createSampler({ kind, steps: o.steps }, schedule, this.config.objective);
+  }
+
+  /** Returns one generated image per caption (batched; deterministic for a seed). */
+  textToImage(
+    captions: readonly string[],
+    options: Partial<ImageOptions> = {},
+  ): { images: Image[]; latents: Float32Array[] } {
+    const o = { ...DEFAULT_IMAGE_OPTIONS, ...options };
+    const prompts: TokenDocument[] = captions.map((c) => ({
+      segments: c ? [{ text: this.tokenizer.encode(c) }] : [],
+    }));
+    const rows = generateBatch(this.model, prompts, new Float32Array(0), this.special, {
+      sampling: GREEDY,
+      maxNewTokens: 1,
+      images: "force",
+      stopAfterImage: true,
+      maxImages: 1,
+      sampler: this.sampler(o),
+      guidanceScale: o.guidanceScale,
+      seed: o.seed,
+      ...(o.firstSample !== undefined ? { firstSample: o.firstSample } : {}),
+      ...(o.onImageStep ? { onImageStep: o.onImageStep } : {}),
+    });
+    const latents = rows.map((r) => {
+      const part = r.parts.find((p) => "latent" in p);
+      if (!part || !("latent" in part)) throw new Error("textToImage: the model produced no image");
+      return part.latent;
+    });
+    return { images: this.decodeLatents(latents), latents };
+  }
+
+  /** Returns a caption per image (greedy decoding, images forbidden, up to maxTokens). */
+  caption(
+    images: readonly Image[],
+    maxTokens = 32,
+    sampling: TextSampling = GREEDY,
+    seed = 0,
+  ): string[] {
+    const latents = this.encodeImages(images);
+    const prompts: TokenDocument[] = images.map((_, i) => ({ segments: [{ image: i, t: 0 }] }));
+    const rows = generateBatch(this.model, prompts, latents, this.special, {
+      sampling,
+      maxNewTokens: maxTokens,
+      images: "forbid",
+      stopAfterImage: false,
+      maxImages: 0,
+      sampler: this.sampler(DEFAULT_IMAGE_OPTIONS),
+      guidanceScale: null,
+      seed,
+    });
+    return rows.map((r) => this.decodeText(r));
+  }
+
+  private decodeText(r: GeneratedRow): string {
+    const ids = r.parts
+      .flatMap((p) => ("text" in p ? p.text : []))
+      .filter((t) => t !== this.special.eodId);
+    return this.tokenizer.decode(ids).trim();
+  }
+
+  /**
+   * Returns the continuation of a mixed document: text sampled token by token, images drawn
+   * whenever the model emits BOI (one row; the document's images are used as clean latents).
+   */
+  generate(
+    doc: Document,
+    options: Partial<ImageOptions> & {
+      maxNewTokens?: number;
+      sampling?: TextSampling;
+      maxImages?: number;
+    } = {},
+  ): GeneratedPart[] {
+    const o = { ...DEFAULT_IMAGE_OPTIONS, ...options };
+    const images: Image[] = [];
+    const segments: Segment[] = doc.parts.map((p) => {
+      if ("text" in p) return { text: this.tokenizer.encode(p.text) };
+      images.push(p.image);
+      return { image: images.length - 1, t: 0 };
+    });
+    const rows = generateBatch(
+      this.model,
+      [{ segments }],
+      this.encodeImages(images),
+      this.special,
+      {
+        sampling: options.sampling ?? GREEDY,
+        maxNewTokens: options.maxNewTokens ?? 64,
+        images: "allow",
+        stopAfterImage: false,
+        maxImages: options.maxImages ?? 2,
+        sampler: this.sampler(o),
+        guidanceScale: null,
+        seed: o.seed,
+      },
+    );
+    return rows[0]!.parts.map((p) =>
+      "text" in p
+        ? { text: this.tokenizer.decode(p.text.filter((t) => t !== this.special.eodId)) }
+        : { image: this.decodeLatents([p.latent])[0]! },
+    );
+  }
+}

@@ -1,0 +1,420 @@
+/**
+ * The image VAE (SPEC.md §3): a small convolutional KL-regularised autoencoder that maps an
+ * image [C, H, W] in [−1, 1] to a latent grid [latentChannels, H/2^levels, W/2^levels].
+ * Transfusion diffuses in its latent space, so it is trained first and then frozen.
+ *
+ * Layout (one resolution per level, widths from `channelMultipliers`):
+ *   encoder: conv_in → per level {res blocks, stride-2 conv} → mid res blocks
+ *            → GroupNorm, SiLU, conv to 2·latentChannels (mean ‖ log-variance)
+ *   decoder: conv_in → mid res blocks → per level {nearest ×2, conv, res blocks}
+ *            → GroupNorm, SiLU, conv to the image channels
+ * Latents handed to diffusion are scaled: (z − shiftFactor) · scalingFactor, with both
+ * factors measured on training data so that the scaled latents have zero mean, unit variance.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { Conv2d, GroupNorm } from "../nn/layers.js";
+import { Module } from "../nn/module.js";
+import { writeFileAtomic } from "../tensor/atomic-write.js";
+import { upsampleNearest } from "../tensor/ops/conv.js";
+import { add, affine, exp, maximum, minimum, mul, silu } from "../tensor/ops/elementwise.js";
+import { slice } from "../tensor/ops/shape.js";
+import { Rng } from "../tensor/rng.js";
+import { readSafetensorsFile, writeSafetensorsFile } from "../tensor/safetensors.js";
+import { full, noGrad, randn, Tensor } from "../tensor/tensor.js";
+
+export interface VaeConfig {
+  /** Channels of the images (1 grey, 3 RGB). */
+  imageChannels: 1 | 3;
+  /** Channels of the latent grid. */
+  latentChannels: number;
+  /** Number of stride-2 downsamplings: the latent is 2^levels times smaller per side. */
+  levels: number;
+  /** Width of the full-resolution stage. */
+  baseChannels: number;
+  /** Width of each resolution (levels + 1 entries, the last at latent resolution) ÷ base. */
+  channelMultipliers: number[];
+  /** Residual blocks at each resolution (and in the middle of encoder and decoder). */
+  resBlocksPerLevel: number;
+  /** GroupNorm groups; must divide every width. */
+  groups: number;
+}
+
+/** Bounds on the encoder's log-variance, so exp() can neither overflow nor vanish to 0. */
+export const LOGVAR_MIN = -30;
+export const LOGVAR_MAX = 20;
+
+/** Returns the default multipliers for `levels`: base width at full resolution, 2× below. */
+export function defaultMultipliers(levels: number): number[] {
+  return Array.from({ length: levels + 1 }, (_, i) => (i === 0 ? 1 : 2));
+}
+
+/**
+ * Returns a complete, validated config: defaults filled in (3 channels, 4 latent channels,
+ * 2 levels = factor 4, base width 32, one res block per level, 8 groups). Throws naming the
+ * field (prefixed by `where`) that is wrong.
+ */
+export function vaeConfig(partial: Partial<VaeConfig> = {}, where = "vae config"): VaeConfig {
+  const levels = partial.levels ?? 2;
+  const cfg: VaeConfig = {
+    imageChannels: partial.imageChannels ?? 3,
+    latentChannels: partial.latentChannels ?? 4,
+    levels,
+    baseChannels: partial.baseChannels ?? 32,
+    channelMultipliers: partial.channelMultipliers ?? defaultMultipliers(levels),
+    resBlocksPerLevel: partial.resBlocksPerLevel ?? 1,
+    groups: partial.groups ?? 8,
+  };
+  const int = (field: keyof VaeConfig, v: unknown, min: number, max: number) => {
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+      throw new Error(
+        `${where}: field "${field}" must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`,
+      );
+    }
+  };
+  if (cfg.imageChannels !== 1 && cfg.imageChannels !== 3) {
+    throw new Error(
+      `${where}: field "imageChannels" must be 1 or 3, got ${JSON.stringify(cfg.imageChannels)}`,
+    );
+  }
+  int("latentChannels", cfg.latentChannels, 1, 64);
+  int("levels", cfg.levels, 0, 6);
+  int("baseChannels", cfg.baseChannels, 1, 1024);
+  int("resBlocksPerLevel", cfg.resBlocksPerLevel, 0, 8);
+  int("groups", cfg.groups, 1, 1024);
+  const mults = cfg.channelMultipliers;
+  if (!Array.isArray(mults) || mults.length !== cfg.levels + 1) {
+    throw new Error(
+      `${where}: field "channelMultipliers" must list ${cfg.levels + 1} integers (levels + 1), got ${JSON.stringify(mults)}`,
+    );
+  }
+  mults.forEach((m, i) => {
+    if (typeof m !== "number" || !Number.isInteger(m) || m < 1 || m > 16) {
+      throw new Error(
+        `${where}: field "channelMultipliers[${i}]" must be an integer in [1, 16], got ${JSON.stringify(m)}`,
+      );
+    }
+    const width = m * cfg.baseChannels;
+    if (width % cfg.groups !== 0) {
+      throw new Error(
+        `${where}: field "groups" (${cfg.groups}) must divide every width, but level ${i} has ${width} channels`,
+      );
+    }
+  });
+  const known = new Set(Object.keys(cfg));
+  for (const k of Object.keys(partial)) {
+    if (!known.has(k)) throw new Error(`${where}: unknown field "${k}"`);
+  }
+  return { ...cfg, channelMultipliers: [...mults] };
+}
+
+/** GroupNorm → SiLU → conv 3×3, twice, added to the input (widths change only in the resampling convs). */
+class ResBlock extends Module {
+  private readonly norm1: GroupNorm;
+  private readonly conv1: Conv2d;
+  private readonly norm2: GroupNorm;
+  private readonly conv2: Conv2d;
+  constructor(ch: number, groups: number, rng: Rng) {
+    super();
+    this.norm1 = this.child("norm1", new GroupNorm(groups, ch));
+    this.conv1 = this.child("conv1", new Conv2d(ch, ch, 3, rng));
+    this.norm2 = this.child("norm2", new GroupNorm(groups, ch));
+    this.conv2 = this.child("conv2", new Conv2d(ch, ch, 3, rng));
+  }
+  /** Returns x plus the block's residual. */
+  forward(x: Tensor): Tensor {
+    const h = this.conv1.forward(silu(this.norm1.forward(x)));
+    return add(x, this.conv2.forward(silu(this.norm2.forward(h))));
+  }
+}
+
+/** Returns x after each block in turn. */
+function runBlocks(blocks: readonly ResBlock[], x: Tensor): Tensor {
+  for (const b of blocks) x = b.forward(x);
+  return x;
+}
+
+class VaeEncoder extends Module {
+  private readonly convIn: Conv2d;
+  private readonly stages: Array<{ blocks: ResBlock[]; down: Conv2d }> = [];
+  private readonly mid: ResBlock[];
+  private readonly normOut: GroupNorm;
+  private readonly convOut: Conv2d;
+  constructor(cfg: VaeConfig, rng: Rng) {
+    super();
+    const w = cfg.channelMultipliers.map((m) => m * cfg.baseChannels);
+    const blocks = (prefix: string, ch: number) =>
+      Array.from({ length: cfg.resBlocksPerLevel }, (_, j) =>
+        this.child(`${prefix}.${j}`, new ResBlock(ch, cfg.groups, rng)),
+      );
+    this.convIn = this.child("conv_in", new Conv2d(cfg.imageChannels, w[0]!, 3, rng));
+    for (let i = 0; i < cfg.levels; i++) {
+      const res = blocks(`down.${i}.res`, w[i]!);
+      const down = this.child(`down.${i}.downsample`, new Conv2d(w[i]!, w[i + 1]!, 3, rng, 2, 1));
+      this.stages.push({ blocks: res, down });
+    }
+    const wl = w[cfg.levels]!;
+    this.mid = blocks("mid", wl);
+    this.normOut = this.child("norm_out", new GroupNorm(cfg.groups, wl));
+    this.convOut = this.child("conv_out", new Conv2d(wl, 2 * cfg.latentChannels, 3, rng));
+  }
+  /** Returns the raw encoder output [N, 2·latentChannels, h, w] (mean ‖ log-variance). */
+  forward(x: Tensor): Tensor {
+    let h = this.convIn.forward(x);
+    for (const s of this.stages) h = s.down.forward(runBlocks(s.blocks, h));
+    h = runBlocks(this.mid, h);
+    return this.convOut.forward(silu(this.normOut.forward(h)));
+  }
+}
+
+class VaeDecoder extends Module {
+  private readonly convIn: Conv2d;
+  private readonly mid: ResBlock[];
+  private readonly stages: Array<{ up: Conv2d; blocks: ResBlock[] }> = [];
+  private readonly normOut: GroupNorm;
+  private readonly convOut: Conv2d;
+  constructor(cfg: VaeConfig, rng: Rng) {
+    super();
+    const w = cfg.channelMultipliers.map((m) => m * cfg.baseChannels);
+    const blocks = (prefix: string, ch: number) =>
+      Array.from({ length: cfg.resBlocksPerLevel }, (_, j) =>
+        this.child(`${prefix}.${j}`, new ResBlock(ch, cfg.groups, rng)),
+      );
+    const wl = w[cfg.levels]!;
+    this.convIn = this.child("conv_in", new Conv2d(cfg.latentChannels, wl, 3, rng));
+    this.mid = blocks("mid", wl);
+    // up.i goes from resolution level i+1 to level i; built from the bottom up (data order).
+    for (let i = cfg.levels - 1; i >= 0; i--) {
+      const up = this.child(`up.${i}.upsample`, new Conv2d(w[i + 1]!, w[i]!, 3, rng));
+      this.stages.push({ up, blocks: blocks(`up.${i}.res`, w[i]!) });
+    }
+    this.normOut = this.child("norm_out", new GroupNorm(cfg.groups, w[0]!));
+    this.convOut = this.child("conv_out", new Conv2d(w[0]!, cfg.imageChannels, 3, rng));
+  }
+  /** Returns the reconstructed image [N, imageChannels, H, W] (unclamped). */
+  forward(z: Tensor): Tensor {
+    let h = runBlocks(this.mid, this.convIn.forward(z));
+    for (const s of this.stages) h = runBlocks(s.blocks, s.up.forward(upsampleNearest(h, 2)));
+    return this.convOut.forward(silu(this.normOut.forward(h)));
+  }
+}
+
+/** Default batch for the no-grad convenience calls: bounded memory, still BLAS-sized. */
+const INFERENCE_BATCH = 64;
+
+export class Vae extends Module {
+  readonly config: VaeConfig;
+  readonly encoder: VaeEncoder;
+  readonly decoder: VaeDecoder;
+  /** Multiplies shifted latents so that they have unit variance on the training data. */
+  scalingFactor = 1;
+  /** Subtracted from raw latents before scaling (their mean on the training data). */
+  shiftFactor = 0;
+
+  constructor(config: Partial<VaeConfig>, rng: Rng) {
+    super();
+    this.config = vaeConfig(config);
+    this.encoder = this.child("encoder", new VaeEncoder(this.config, rng));
+    this.decoder = this.child("decoder", new VaeDecoder(this.config, rng));
+  }
+
+  /** Returns the side reduction factor 2^levels. */
+  get downsampleFactor(): number {
+    return 2 ** this.config.levels;
+  }
+
+  /** Returns the latent shape [C, h, w] for an image of H×W; throws unless 2^levels divides both. */
+  latentShape(height: number, width: number): [number, number, number] {
+    const f = this.downsampleFactor;
+    if (height % f !== 0 || width % f !== 0) {
+      throw new Error(
+        `vae: image ${height}×${width} is not divisible by the downsampling factor ${f}`,
+      );
+    }
+    return [this.config.latentChannels, height / f, width / f];
+  }
+
+  /** Returns the posterior's mean and clamped log-variance for images x [N, C, H, W] in [−1, 1]. */
+  encode(x: Tensor): { mean: Tensor; logvar: Tensor } {
+    if (x.rank !== 4 || x.shape[1] !== this.config.imageChannels) {
+      throw new Error(
+        `vae.encode: expected images [N, ${this.config.imageChannels}, H, W], got [${x.shape.join(", ")}]`,
+      );
+    }
+    this.latentShape(x.shape[2]!, x.shape[3]!);
+    const h = this.encoder.forward(x);
+    const c = this.config.latentChannels;
+    const mean = slice(h, 1, 0, c);
+    const raw = slice(h, 1, c, 2 * c);
+    const logvar = minimum(maximum(raw, full([1], LOGVAR_MIN)), full([1], LOGVAR_MAX));
+    return { mean, logvar };
+  }
+
+  /** Returns a draw z = mean + exp(logvar / 2) · ε from the posterior (reparameterised). */
+  sample(mean: Tensor, logvar: Tensor, rng: Rng): Tensor {
+    const std = exp(affine(logvar, 0.5));
+    return add(mean, mul(std, randn(mean.shape, rng)));
+  }
+
+  /** Returns the images [N, C, H, W] (roughly in [−1, 1], unclamped) decoded from raw latents z. */
+  decode(z: Tensor): Tensor {
+    if (z.rank !== 4 || z.shape[1] !== this.config.latentChannels) {
+      throw new Error(
+        `vae.decode: expected latents [N, ${this.config.latentChannels}, h, w], got [${z.shape.join(", ")}]`,
+      );
+    }
+    return this.decoder.forward(z);
+  }
+
+  /**
+   * Returns scaled latents (z − shift) · scale [N, latentChannels, h, w] of images
+   * [N, C, H, W] in [−1, 1], without recording a graph, `batchSize` images at a time. Uses
+   * the posterior mean, unless `rng` is given, in which case it samples the posterior.
+   */
+  encodeLatents(images: Tensor, opts: { batchSize?: number; rng?: Rng } = {}): Tensor {
+    const [N, , H, W] = images.shape as [number, number, number, number];
+    const [c, h, w] = this.latentShape(H, W);
+    const out = new Float32Array(N * c * h * w);
+    forBatches(images, opts.batchSize ?? INFERENCE_BATCH, (x, at) => {
+      const { mean, logvar } = noGrad(() => this.encode(x));
+      const z = opts.rng ? noGrad(() => this.sample(mean, logvar, opts.rng!)) : mean;
+      const zf = z.f32;
+      const dst = out.subarray(at * c * h * w, at * c * h * w + zf.length);
+      for (let i = 0; i < zf.length; i++) dst[i] = (zf[i]! - this.shiftFactor) * this.scalingFactor;
+    });
+    return new Tensor(out, [N, c, h, w]);
+  }
+
+  /** Returns images [N, C, H, W] (unclamped) decoded from scaled latents, without a graph. */
+  decodeLatents(latents: Tensor, opts: { batchSize?: number } = {}): Tensor {
+    const [N, , h, w] = latents.shape as [number, number, number, number];
+    const f = this.downsampleFactor;
+    const C = this.config.imageChannels;
+    const out = new Float32Array(N * C * h * f * w * f);
+    const inv = 1 / this.scalingFactor;
+    forBatches(latents, opts.batchSize ?? INFERENCE_BATCH, (zs, at) => {
+      const raw = new Tensor(
+        zs.f32.map((v) => v * inv + this.shiftFactor),
+        zs.shape,
+      );
+      const x = noGrad(() => this.decode(raw));
+      out.set(x.f32, at * C * h * f * w * f);
+    });
+    return new Tensor(out, [N, C, h * f, w * f]);
+  }
+}
+
+/** Calls fn on consecutive slices of x along axis 0 (each with its first index). */
+function forBatches(x: Tensor, batchSize: number, fn: (part: Tensor, at: number) => void): void {
+  if (x.rank !== 4) throw new Error(`vae: expected a 4-D batch, got [${x.shape.join(", ")}]`);
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new Error(`vae: batchSize must be a positive integer, got ${batchSize}`);
+  }
+  const N = x.shape[0]!;
+  const per = x.size / Math.max(1, N);
+  for (let at = 0; at < N; at += batchSize) {
+    const n = Math.min(batchSize, N - at);
+    const part = new Tensor(x.f32.subarray(at * per, (at + n) * per), [n, ...x.shape.slice(1)]);
+    fn(part, at);
+  }
+}
+
+// ---- checkpoint ----------------------------------------------------------------------------
+
+/** File names inside a VAE folder. */
+export const VAE_WEIGHTS_FILE = "vae.safetensors";
+export const VAE_JSON_FILE = "vae.json";
+const VAE_FORMAT = "transfusion-vae/1";
+
+/**
+ * Returns the paths written: `dir/vae.safetensors` (parameters by their dotted names; config,
+ * scaling and shift factors in the header metadata, so the file alone is enough to load) and
+ * `dir/vae.json` (the same facts plus `info`, for people and tools). Both written atomically.
+ */
+export function saveVae(vae: Vae, dir: string, info: Record<string, unknown> = {}): string[] {
+  mkdirSync(dir, { recursive: true });
+  const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (const [name, t] of vae.namedParameters())
+    tensors[name] = { shape: [...t.shape], data: t.f32 };
+  const weights = join(dir, VAE_WEIGHTS_FILE);
+  writeSafetensorsFile(weights, tensors, {
+    format: VAE_FORMAT,
+    config: JSON.stringify(vae.config),
+    scaling_factor: String(vae.scalingFactor),
+    shift_factor: String(vae.shiftFactor),
+  });
+  const json = join(dir, VAE_JSON_FILE);
+  const doc = {
+    format: VAE_FORMAT,
+    config: vae.config,
+    scalingFactor: vae.scalingFactor,
+    shiftFactor: vae.shiftFactor,
+    parameters: vae.parameterCount(),
+    ...info,
+  };
+  writeFileAtomic(json, [new TextEncoder().encode(`${JSON.stringify(doc, null, 2)}\n`)]);
+  return [weights, json];
+}
+
+/**
+ * Returns the VAE stored in `dir` (see saveVae). Every tensor must be present with the shape
+ * the config implies, and nothing extra; errors name the file and the field or tensor.
+ */
+export function loadVae(dir: string): Vae {
+  const file = join(dir, VAE_WEIGHTS_FILE);
+  const { tensors, metadata } = readSafetensorsFile(file);
+  const field = (key: string): string => {
+    const v = metadata[key];
+    if (v === undefined) throw new Error(`${file}: missing metadata field "__metadata__.${key}"`);
+    return v;
+  };
+  if (field("format") !== VAE_FORMAT) {
+    throw new Error(
+      `${file}: metadata field "__metadata__.format" is "${field("format")}", expected "${VAE_FORMAT}"`,
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(field("config"));
+  } catch (err) {
+    throw new Error(
+      `${file}: metadata field "__metadata__.config" is not JSON: ${(err as Error).message}`,
+    );
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new Error(`${file}: metadata field "__metadata__.config" must be a JSON object`);
+  }
+  const config = vaeConfig(parsed as Partial<VaeConfig>, `${file}: __metadata__.config`);
+  const factor = (key: string, positive: boolean): number => {
+    const v = Number(field(key));
+    if (!Number.isFinite(v) || (positive && v <= 0)) {
+      throw new Error(
+        `${file}: metadata field "__metadata__.${key}" must be a finite${positive ? " positive" : ""} number, got "${field(key)}"`,
+      );
+    }
+    return v;
+  };
+  const vae = new Vae(config, new Rng(0));
+  vae.scalingFactor = factor("scaling_factor", true);
+  vae.shiftFactor = factor("shift_factor", false);
+  const expected = new Set<string>();
+  for (const [name, t] of vae.namedParameters()) {
+    expected.add(name);
+    const e = tensors[name];
+    if (!e) throw new Error(`${file}: missing tensor "${name}" (shape [${t.shape.join(", ")}])`);
+    if (e.dtype !== "F32" && e.dtype !== "F16" && e.dtype !== "BF16" && e.dtype !== "F64") {
+      throw new Error(`${file}: tensor "${name}" has dtype ${e.dtype}, expected a float type`);
+    }
+    if (e.shape.join() !== t.shape.join()) {
+      throw new Error(
+        `${file}: tensor "${name}" has shape [${e.shape.join(", ")}], expected [${t.shape.join(", ")}] for this config`,
+      );
+    }
+    t.f32.set(e.data as Float32Array);
+  }
+  for (const name of Object.keys(tensors)) {
+    if (!expected.has(name))
+      throw new Error(`${file}: unexpected tensor "${name}" (not in this config)`);
+  }
+  return vae;
+}

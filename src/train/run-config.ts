@@ -1,0 +1,162 @@
+/**
+ * Run configuration files (JSON) and named run presets. A file may set any of:
+ * `{ "preset", "data", "seqLen", "rows", "vocabSize", "textCorpus", "imageSize", "maxImages",
+ *    "sampleEvery", "model": {…}, "train": {…}, "mixer": {…}, "vae": {…} }`.
+ * Unknown or invalid fields are errors that name the field.
+ */
+import { DEFAULT_MIXER, type MixerOptions } from "../data/mixer.js";
+import { makeConfig, type TransfusionConfig } from "../model/config.js";
+import { readJson } from "./checkpoint.js";
+import type { RunOptions } from "./run.js";
+import { DEFAULT_TRAIN, type TrainSettings } from "./trainer.js";
+
+/** Everything of RunOptions that a file or a preset can set. */
+export type RunConfig = Omit<RunOptions, "out" | "onEvent" | "shouldStop" | "resume" | "vaeFrom">;
+
+/** Named run presets: the demo is sized to finish within 20 minutes on a 2-core CPU. */
+export const RUN_PRESETS: Record<string, () => RunConfig> = {
+  demo: () => ({
+    data: "shapes",
+    preset: "small",
+    model: { patchSize: 2 },
+    seqLen: 192,
+    rows: 8,
+    vocabSize: 512,
+    textCorpus: "moby-dick",
+    mixer: { textRatio: 0.25 },
+    train: { steps: 1500, maxLr: 1e-3, warmupSteps: 100, checkpointEvery: 250 },
+    vae: { steps: 600 },
+    maxImages: 20000,
+    sampleEvery: 500,
+  }),
+  default: () => ({
+    data: "shapes",
+    preset: "small",
+    seqLen: 256,
+    rows: 8,
+    vocabSize: 1024,
+    textCorpus: "moby-dick",
+    train: {},
+    sampleEvery: 500,
+  }),
+};
+
+const TOP = new Set([
+  "preset",
+  "data",
+  "seqLen",
+  "rows",
+  "vocabSize",
+  "textCorpus",
+  "imageSize",
+  "maxImages",
+  "sampleEvery",
+  "sampleCaptions",
+  "model",
+  "train",
+  "mixer",
+  "vae",
+]);
+const VAE_KEYS = new Set(["steps", "batchSize", "lr", "config"]);
+
+function checkSection(
+  section: string,
+  value: unknown,
+  allowed: Set<string>,
+  source: string,
+): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new Error(`${source}: field "${section}" must be an object`);
+  }
+  for (const k of Object.keys(value)) {
+    if (!allowed.has(k)) throw new Error(`${source}: unknown field "${section}.${k}"`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function checkNumbers(
+  section: string,
+  obj: Record<string, unknown>,
+  source: string,
+  nullable: string[] = [],
+): void {
+  for (const [k, v] of Object.entries(obj)) {
+    if (v === null && nullable.includes(k)) continue;
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
+      throw new Error(
+        `${source}: field "${section}.${k}" must be a number ≥ 0, got ${JSON.stringify(v)}`,
+      );
+    }
+  }
+}
+
+/** Returns a validated run config: `base` (a preset) with the file's fields applied. */
+export function parseRunConfig(raw: unknown, base: RunConfig, source = "config"): RunConfig {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw new Error(`${source}: expected a JSON object`);
+  const o = raw as Record<string, unknown>;
+  for (const k of Object.keys(o))
+    if (!TOP.has(k)) throw new Error(`${source}: unknown field "${k}"`);
+  const out: RunConfig = { ...base };
+  const int = (k: string, min: number) => {
+    const v = o[k];
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
+      throw new Error(
+        `${source}: field "${k}" must be an integer ≥ ${min}, got ${JSON.stringify(v)}`,
+      );
+    }
+    return v;
+  };
+  if (o.preset !== undefined) {
+    if (typeof o.preset !== "string") throw new Error(`${source}: field "preset" must be a string`);
+    out.preset = o.preset;
+  }
+  if (o.data !== undefined) {
+    if (typeof o.data !== "string") throw new Error(`${source}: field "data" must be a string`);
+    out.data = o.data;
+  }
+  if (o.textCorpus !== undefined) {
+    if (o.textCorpus !== null && typeof o.textCorpus !== "string") {
+      throw new Error(`${source}: field "textCorpus" must be a corpus name or null`);
+    }
+    out.textCorpus = o.textCorpus as string | null;
+  }
+  if (o.seqLen !== undefined) out.seqLen = int("seqLen", 8);
+  if (o.rows !== undefined) out.rows = int("rows", 1);
+  if (o.vocabSize !== undefined) out.vocabSize = int("vocabSize", 261);
+  if (o.imageSize !== undefined) out.imageSize = int("imageSize", 8);
+  if (o.maxImages !== undefined) out.maxImages = int("maxImages", 1);
+  if (o.sampleEvery !== undefined) out.sampleEvery = int("sampleEvery", 0);
+  if (o.sampleCaptions !== undefined) {
+    if (!Array.isArray(o.sampleCaptions) || !o.sampleCaptions.every((c) => typeof c === "string")) {
+      throw new Error(`${source}: field "sampleCaptions" must be an array of strings`);
+    }
+    out.sampleCaptions = o.sampleCaptions as string[];
+  }
+  if (o.train !== undefined) {
+    const t = checkSection("train", o.train, new Set(Object.keys(DEFAULT_TRAIN)), source);
+    checkNumbers("train", t, source);
+    out.train = { ...base.train, ...(t as Partial<TrainSettings>) };
+  }
+  if (o.mixer !== undefined) {
+    const m = checkSection("mixer", o.mixer, new Set(Object.keys(DEFAULT_MIXER)), source);
+    checkNumbers("mixer", m, source, ["noiseCap"]);
+    out.mixer = { ...base.mixer, ...(m as Partial<MixerOptions>) };
+  }
+  if (o.vae !== undefined) {
+    const v = checkSection("vae", o.vae, VAE_KEYS, source);
+    out.vae = { ...base.vae, ...(v as RunConfig["vae"]) };
+  }
+  if (o.model !== undefined) {
+    checkSection("model", o.model, new Set(Object.keys(makeConfig("tiny"))), source);
+    out.model = { ...base.model, ...(o.model as Partial<TransfusionConfig>) };
+  }
+  // Validate the model part now (vocab and latent shape are filled in by the run).
+  makeConfig(out.preset, out.model ?? {});
+  return out;
+}
+
+/** Returns the run config in a JSON file applied over `base`; errors name the file and field. */
+export function loadRunConfig(path: string, base: RunConfig): RunConfig {
+  return parseRunConfig(readJson(path), base, path);
+}

@@ -1,0 +1,406 @@
+/**
+ * A whole training run, as `transfusion train` and `transfusion demo` perform it: data →
+ * tokenizer → VAE (trained or loaded) → cached latents → Transfusion training with logs,
+ * loss curves, sample grids and checkpoints. Re-running with the same output folder resumes.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { trainBpe } from "../data/bpe-train.js";
+import { getDataset, getTextCorpus } from "../data/datasets/index.js";
+import type { ImageTextDataset } from "../data/datasets/types.js";
+import { loadDocuments } from "../data/documents.js";
+import { writeImageGrid } from "../data/grid.js";
+import type { Image } from "../data/image.js";
+import { writePng } from "../data/image.js";
+import {
+  DEFAULT_MIXER,
+  type DocumentTemplate,
+  type MixerOptions,
+  mixBatch,
+} from "../data/mixer.js";
+import { documentLength } from "../data/pack.js";
+import { Tokenizer } from "../data/tokenizer.js";
+import { cosineSchedule } from "../diffusion/schedule.js";
+import { TransfusionPipeline } from "../generate/pipeline.js";
+import { makeConfig, type TransfusionConfig } from "../model/config.js";
+import { Transfusion } from "../model/transfusion.js";
+import { loadVae, saveVae, type Vae } from "../model/vae.js";
+import { imagesToTensor, type TrainVaeOptions, trainVae } from "../model/vae-train.js";
+import { Rng } from "../tensor/rng.js";
+import {
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_VERSION,
+  CONFIG_FILE,
+  readJson,
+  resolveCheckpointDir,
+  TOKENIZER_FILE,
+  writeJson,
+} from "./checkpoint.js";
+import { chartSvg, renderChart } from "./plot.js";
+import {
+  DEFAULT_TRAIN,
+  loadWeights,
+  type StepMetrics,
+  Trainer,
+  type TrainSettings,
+} from "./trainer.js";
+
+export interface RunOptions {
+  /** A dataset name (shapes, mnist, fashion-mnist, emoji) or a JSONL document file. */
+  data: string;
+  /** Run folder: checkpoint/, vae/, metrics.jsonl, loss.png, samples/. */
+  out: string;
+  preset: string;
+  model?: Partial<TransfusionConfig>;
+  train?: Partial<TrainSettings>;
+  mixer?: Partial<MixerOptions>;
+  seqLen: number;
+  rows: number;
+  /** BPE vocabulary size (special tokens included). */
+  vocabSize: number;
+  /** Plain-text corpus for the language-model half (null: captions only). */
+  textCorpus: string | null;
+  /** Use the VAE in this folder instead of training one. */
+  vaeFrom?: string;
+  vae?: Partial<Pick<TrainVaeOptions, "steps" | "batchSize" | "lr" | "config">>;
+  imageSize?: number;
+  /** Training images used (default: all). */
+  maxImages?: number;
+  /** Steps between sample grids (0 = only at the end). */
+  sampleEvery: number;
+  /** Captions drawn in the sample grids. */
+  sampleCaptions?: string[];
+  /** Resume from the run folder's checkpoint when there is one (default true). */
+  resume?: boolean;
+  onEvent?: (e: RunEvent) => void;
+  shouldStop?: () => boolean;
+}
+
+export type RunEvent =
+  | { kind: "stage"; message: string }
+  | { kind: "vae"; step: number; steps: number; loss: number; etaSeconds: number }
+  | { kind: "step"; metrics: StepMetrics; steps: number; etaSeconds: number }
+  | { kind: "file"; what: string; path: string };
+
+export interface RunResult {
+  pipeline: TransfusionPipeline;
+  checkpoint: string;
+  steps: number;
+  interrupted: boolean;
+  seconds: number;
+  final: { lm: number; image: number } | null;
+  files: Record<string, string>;
+  vaePsnr: number | null;
+  dataset: ImageTextDataset | null;
+}
+
+/** Training data in token form: caption pairs or document templates, plus their latents. */
+interface Prepared {
+  captions: string[];
+  templates: Array<Array<{ text: string } | { image: number }>> | null;
+  images: Image[];
+  dataset: ImageTextDataset | null;
+}
+
+async function loadData(o: RunOptions): Promise<Prepared> {
+  if (o.data.endsWith(".jsonl")) {
+    const { documents, skipped } = await loadDocuments(resolve(o.data), {
+      imageSize: o.imageSize ?? 32,
+      channels: 3,
+      onError: "skip",
+    });
+    if (skipped.length > 0) {
+      o.onEvent?.({
+        kind: "stage",
+        message: `skipped ${skipped.length} bad documents (first: line ${skipped[0]!.line}: ${skipped[0]!.reason})`,
+      });
+    }
+    if (documents.length === 0) throw new Error(`${o.data}: no usable documents`);
+    const images: Image[] = [];
+    const templates = documents.map((d) =>
+      d.parts.map((p) => {
+        if ("text" in p) return { text: p.text };
+        images.push(p.image);
+        return { image: images.length - 1 };
+      }),
+    );
+    const captions = documents.flatMap((d) =>
+      d.parts.flatMap((p) => ("text" in p ? [p.text] : [])),
+    );
+    return { captions, templates, images, dataset: null };
+  }
+  const dataset = await getDataset(o.data, o.imageSize ? { imageSize: o.imageSize } : {});
+  const split = dataset.split("train");
+  const n = Math.min(o.maxImages ?? split.size, split.size);
+  const captions: string[] = [];
+  const images: Image[] = [];
+  for (let i = 0; i < n; i++) {
+    const ex = split.get(i);
+    captions.push(ex.caption);
+    images.push(ex.image);
+  }
+  return { captions, templates: null, images, dataset };
+}
+
+/** Returns the run's training settings with defaults and overrides. */
+export function runSettings(o: RunOptions): TrainSettings {
+  return { ...DEFAULT_TRAIN, ...o.train };
+}
+
+/** Runs (or resumes) a training run; returns the trained pipeline and what was written. */
+export async function runTraining(o: RunOptions): Promise<RunResult> {
+  const t0 = Date.now();
+  const emit = o.onEvent ?? (() => {});
+  const out = resolve(o.out);
+  mkdirSync(out, { recursive: true });
+  const ckptDir = join(out, "checkpoint");
+  const existing = o.resume === false ? null : resolveCheckpointDir(ckptDir);
+  const files: Record<string, string> = {};
+
+  emit({ kind: "stage", message: `loading data: ${o.data}` });
+  const data = await loadData(o);
+
+  // Tokenizer: from the checkpoint when resuming, else trained on captions + corpus.
+  let tokenizer: Tokenizer;
+  if (existing) {
+    tokenizer = Tokenizer.load(join(existing, TOKENIZER_FILE));
+  } else {
+    emit({ kind: "stage", message: `training a ${o.vocabSize}-token BPE tokenizer` });
+    const texts = [...data.captions];
+    if (o.textCorpus)
+      texts.push(getTextCorpus(o.textCorpus).split("train").text.slice(0, 1_500_000));
+    tokenizer = trainBpe(texts, { vocabSize: o.vocabSize });
+  }
+
+  // VAE: from the checkpoint, an earlier stage of this run, a given folder, or trained now.
+  let vae: Vae;
+  let vaePsnr: number | null = null;
+  const vaeDir = join(out, "vae");
+  if (existing) vae = loadVae(existing);
+  else if (existsSync(join(vaeDir, "vae.safetensors"))) vae = loadVae(vaeDir);
+  else if (o.vaeFrom) vae = loadVae(o.vaeFrom);
+  else {
+    emit({ kind: "stage", message: "training the VAE" });
+    const r = await trainVae({
+      data: o.data.endsWith(".jsonl") ? data.images : o.data,
+      ...(o.imageSize ? { datasetOptions: { imageSize: o.imageSize } } : {}),
+      outDir: vaeDir,
+      seed: (o.train?.seed ?? 0) + 1,
+      ...o.vae,
+      onProgress: (p) =>
+        emit({ kind: "vae", step: p.step, steps: p.steps, loss: p.loss, etaSeconds: p.etaSeconds }),
+    });
+    vae = r.vae;
+    vaePsnr = r.psnr;
+    files.vae = vaeDir;
+  }
+
+  emit({ kind: "stage", message: `encoding ${data.images.length} images to latents` });
+  const first = data.images[0]!;
+  const [C, h] = vae.latentShape(first.height, first.width);
+  const latents = new Float32Array(data.images.length * C * h * h);
+  // In chunks, so the float copy of a large image set never exists at once.
+  for (let at = 0; at < data.images.length; at += 2048) {
+    const chunk = data.images.slice(at, at + 2048);
+    latents.set(vae.encodeLatents(imagesToTensor(chunk)).f32, at * C * h * h);
+  }
+
+  let config: TransfusionConfig;
+  if (existing) {
+    const raw = readJson(join(existing, CONFIG_FILE)) as { model: TransfusionConfig };
+    config = raw.model;
+  } else {
+    config = makeConfig(o.preset, {
+      ...o.model,
+      vocab: tokenizer.vocabSize,
+      latentChannels: C,
+      latentSize: h,
+    });
+  }
+  const mixer: MixerOptions = {
+    ...DEFAULT_MIXER,
+    diffusionSteps: config.diffusionSteps,
+    ...o.mixer,
+    seqLen: o.seqLen,
+    rows: o.rows,
+  };
+  const g = config.latentSize / config.patchSize;
+  const pack = {
+    gridH: g,
+    gridW: g,
+    boiId: tokenizer.boiId,
+    eoiId: tokenizer.eoiId,
+    padId: tokenizer.padId,
+    eodId: tokenizer.eodId,
+  };
+  const captions = data.captions.map((c) => tokenizer.encode(c));
+  const templates: DocumentTemplate[] | undefined = data.templates?.map((t) =>
+    t.map((p) => ("text" in p ? { text: tokenizer.encode(p.text) } : p)),
+  );
+  templates?.forEach((t, i) => {
+    const len = documentLength(
+      { segments: t.map((p) => ("text" in p ? p : { image: p.image, t: 0 })) },
+      { seqLen: o.seqLen, ...pack },
+    );
+    if (len > o.seqLen)
+      throw new Error(
+        `${o.data}: document ${i + 1} needs ${len} positions; raise --seq-len above it`,
+      );
+  });
+  const text = o.textCorpus
+    ? Int32Array.from(
+        tokenizer.encode(getTextCorpus(o.textCorpus).split("train").text.slice(0, 1_500_000)),
+      )
+    : undefined;
+  const sources = {
+    captions,
+    latents,
+    latentSize: C * h * h,
+    ...(templates ? { documents: templates } : {}),
+    ...(text ? { text } : {}),
+  };
+
+  const settings = runSettings(o);
+  const model = new Transfusion(config, new Rng(settings.seed));
+  const schedule = cosineSchedule({ T: config.diffusionSteps });
+  const metricsPath = join(out, "metrics.jsonl");
+  const sampleModel = new Transfusion(config, new Rng(0));
+  const sampler = new TransfusionPipeline(sampleModel, tokenizer, vae, out);
+  const sampleCaptions =
+    o.sampleCaptions ??
+    (data.dataset ? heldOutCaptions(data.dataset, 8) : data.captions.slice(0, 8));
+  mkdirSync(join(out, "samples"), { recursive: true });
+
+  const writeStatic = (dir: string, step: number) => {
+    writeJson(join(dir, CONFIG_FILE), {
+      format: CHECKPOINT_FORMAT,
+      version: CHECKPOINT_VERSION,
+      step,
+      model: config,
+      train: settings,
+      mixer,
+      data: o.data,
+      special: {
+        boi: tokenizer.boiId,
+        eoi: tokenizer.eoiId,
+        pad: tokenizer.padId,
+        eod: tokenizer.eodId,
+      },
+    });
+    tokenizer.save(join(dir, TOKENIZER_FILE));
+    saveVae(vae, dir);
+  };
+  const writeSamples = async (trainer: Trainer) => {
+    loadWeights(sampleModel, trainer.samplingWeights());
+    const { images } = sampler.textToImage(sampleCaptions, {
+      sampler: "ddim",
+      steps: 25,
+      guidanceScale: 3,
+      seed: 1,
+    });
+    const path = join(out, "samples", `step-${String(trainer.step).padStart(6, "0")}.png`);
+    await writeImageGrid(path, images, {
+      columns: Math.min(8, images.length),
+      captions: sampleCaptions,
+    });
+    files.samples = path;
+    emit({ kind: "file", what: "samples", path });
+  };
+  const history: StepMetrics[] = [];
+  const writeCurves = async () => {
+    if (history.length === 0) return;
+    const series = [
+      {
+        name: "text CE",
+        colour: [31, 119, 180] as [number, number, number],
+        points: history.map((m) => [m.step, m.lm] as [number, number]),
+      },
+      {
+        name: "image MSE",
+        colour: [214, 39, 40] as [number, number, number],
+        points: history.map((m) => [m.step, m.image] as [number, number]),
+      },
+    ];
+    const opts = { title: "training loss (log scale)", xLabel: "step", logY: true };
+    await writePng(join(out, "loss.png"), renderChart(series, opts));
+    writeFileSync(join(out, "loss.svg"), chartSvg(series, opts));
+    files.lossCurve = join(out, "loss.png");
+  };
+
+  const trainer = new Trainer({
+    model,
+    settings,
+    schedule,
+    batchFor: (_step, rng) => mixBatch(sources, pack, mixer, rng),
+    checkpointDir: ckptDir,
+    writeStatic,
+    shouldStop: o.shouldStop ?? (() => false),
+    onStep: async (m) => {
+      history.push(m);
+      appendFileSync(metricsPath, `${JSON.stringify({ ...m, time: new Date().toISOString() })}\n`);
+      const elapsed = (Date.now() - stepStart) / 1000;
+      const done = trainer.step - startStep;
+      const eta = done > 0 ? (elapsed / done) * (settings.steps - trainer.step) : 0;
+      emit({ kind: "step", metrics: m, steps: settings.steps, etaSeconds: eta });
+      if (o.sampleEvery > 0 && trainer.step % o.sampleEvery === 0 && trainer.step < settings.steps)
+        await writeSamples(trainer);
+    },
+    onCheckpoint: (dir) => {
+      emit({ kind: "file", what: "checkpoint", path: dir });
+      void writeCurves();
+    },
+  });
+  let startStep = 0;
+  if (existing) {
+    startStep = trainer.resume(ckptDir);
+    emit({ kind: "stage", message: `resuming from step ${startStep} (${existing})` });
+    history.push(...readHistory(metricsPath, startStep));
+    // Keep the log consistent with the checkpoint: drop lines past the resumed step.
+    writeFileSync(
+      metricsPath,
+      history.map((m) => JSON.stringify(m)).join("\n") + (history.length ? "\n" : ""),
+    );
+  } else {
+    writeFileSync(metricsPath, "");
+  }
+  emit({
+    kind: "stage",
+    message: `training ${model.parameterCount().toLocaleString()} parameters for ${settings.steps} steps`,
+  });
+  const stepStart = Date.now();
+  const r = await trainer.run();
+  await writeCurves();
+  if (!r.interrupted) await writeSamples(trainer);
+  files.checkpoint = ckptDir;
+  files.metrics = metricsPath;
+  loadWeights(sampleModel, trainer.samplingWeights());
+  const last = history.slice(-20);
+  const avg = (f: (m: StepMetrics) => number) =>
+    last.reduce((s, m) => s + f(m), 0) / Math.max(1, last.length);
+  return {
+    pipeline: sampler,
+    checkpoint: ckptDir,
+    steps: r.steps,
+    interrupted: r.interrupted,
+    seconds: (Date.now() - t0) / 1000,
+    final: last.length ? { lm: avg((m) => m.lm), image: avg((m) => m.image) } : null,
+    files,
+    vaePsnr,
+    dataset: data.dataset,
+  };
+}
+
+/** Returns the first `n` held-out captions of a dataset. */
+export function heldOutCaptions(ds: ImageTextDataset, n: number): string[] {
+  const s = ds.split("test");
+  return Array.from({ length: Math.min(n, s.size) }, (_, i) => s.get(i).caption);
+}
+
+function readHistory(path: string, upTo: number): StepMetrics[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, "utf8")
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as StepMetrics)
+    .filter((m) => m.step <= upTo);
+}
