@@ -5,6 +5,7 @@ import { registerBench } from "./bench.js";
 import { registerDemo } from "./demo.js";
 import { registerGenerate } from "./generate.js";
 import { registerTrain } from "./train.js";
+import { registerVae } from "./vae.js";
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerTrain(program);
   registerGenerate(program);
+  registerVae(program);
   registerBench(program);
   return program;
 }

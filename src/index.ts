@@ -1,0 +1,51 @@
+/**
+ * transfusion: train and sample Transfusion models (one transformer that predicts the next
+ * text token and denoises image latents) on a CPU.
+ */
+
+export { trainBpe } from "./data/bpe-train.js";
+// data
+export { DATASET_NAMES, getDataset, getTextCorpus } from "./data/datasets/index.js";
+export { type Document, loadDocuments, type Part, writeDocuments } from "./data/documents.js";
+export { writeImageGrid } from "./data/grid.js";
+export { type Image, readImage, writePng } from "./data/image.js";
+export { DEFAULT_MIXER, type MixerOptions, mixBatch } from "./data/mixer.js";
+export { packDocuments, type TokenDocument } from "./data/pack.js";
+export { Tokenizer } from "./data/tokenizer.js";
+export { createSampler } from "./diffusion/config.js";
+export { FlowEulerSampler } from "./diffusion/flow.js";
+export { DdimSampler, DdpmSampler, guide } from "./diffusion/samplers.js";
+// diffusion
+export { cosineSchedule, linearSchedule, NoiseSchedule } from "./diffusion/schedule.js";
+export { evaluateShapes } from "./eval/shapes.js";
+export { generateBatch } from "./generate/generate.js";
+export { TransfusionPipeline } from "./generate/pipeline.js";
+// model
+export { makeConfig, PRESETS, type TransfusionConfig, validateConfig } from "./model/config.js";
+export { buildMask, type SequenceLayout } from "./model/layout.js";
+export { type TransfusionBatch, transfusionLoss } from "./model/loss.js";
+export { Transfusion } from "./model/transfusion.js";
+export { loadVae, saveVae, Vae } from "./model/vae.js";
+export { trainVae } from "./model/vae-train.js";
+export { Conv2d, Embedding, GroupNorm, LayerNorm, Linear, RMSNorm } from "./nn/layers.js";
+export { TransformerLM } from "./nn/lm.js";
+// modules
+export { Module } from "./nn/module.js";
+export { Attention, Block, Mlp } from "./nn/transformer.js";
+// tensor core
+export type { Backend } from "./tensor/backends/backend.js";
+export { type BackendName, backend, getBackend, setBackend } from "./tensor/backends/index.js";
+export * as ops from "./tensor/ops/index.js";
+export { AdamW, clipFactor, cosineLr, gradNorm, PAPER_ADAMW } from "./tensor/optim.js";
+export { Rng } from "./tensor/rng.js";
+export {
+  parseSafetensors,
+  readSafetensorsFile,
+  serializeSafetensors,
+  writeSafetensorsFile,
+} from "./tensor/safetensors.js";
+export { intTensor, noGrad, ones, rand, randn, Tensor, tensor, zeros } from "./tensor/tensor.js";
+export { type RunOptions, runTraining } from "./train/run.js";
+export { loadRunConfig, RUN_PRESETS } from "./train/run-config.js";
+// training and generation
+export { DEFAULT_TRAIN, Trainer, type TrainSettings } from "./train/trainer.js";

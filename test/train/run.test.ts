@@ -1,0 +1,111 @@
+// A whole run on a JSONL document file: train, resume, load, generate, caption; bad checkpoints.
+import assert from "node:assert/strict";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { getDataset } from "../../src/data/datasets/index.js";
+import { type Document, writeDocuments } from "../../src/data/documents.js";
+import { TransfusionPipeline } from "../../src/generate/pipeline.js";
+import { type RunEvent, type RunOptions, runTraining } from "../../src/train/run.js";
+
+async function docsFile(dir: string): Promise<string> {
+  const ds = await getDataset("shapes");
+  const split = ds.split("train");
+  const docs: Document[] = [];
+  for (let i = 0; i < 12; i++) {
+    const ex = split.get(i);
+    // Mixed layouts: caption first, image first, and two images in one document.
+    if (i % 3 === 0) docs.push({ parts: [{ text: ex.caption }, { image: ex.image }] });
+    else if (i % 3 === 1) docs.push({ parts: [{ image: ex.image }, { text: ex.caption }] });
+    else
+      docs.push({
+        parts: [{ text: "two:" }, { image: ex.image }, { image: split.get(i + 100).image }],
+      });
+  }
+  const file = join(dir, "docs.jsonl");
+  await writeDocuments(file, docs, join(dir, "images"));
+  return file;
+}
+
+function options(data: string, out: string, steps: number, events: RunEvent[]): RunOptions {
+  return {
+    data,
+    out,
+    preset: "tiny",
+    model: { dim: 32, layers: 1, heads: 2, mlpHidden: 64, patchSize: 4 },
+    seqLen: 64,
+    rows: 2,
+    vocabSize: 300,
+    textCorpus: null,
+    vae: { steps: 3, batchSize: 4, config: { baseChannels: 8, groups: 4 } },
+    train: { steps, checkpointEvery: 2, warmupSteps: 1 },
+    sampleEvery: 0,
+    sampleCaptions: ["a large red circle"],
+    onEvent: (e) => events.push(e),
+  };
+}
+
+test("train on a JSONL file, resume, then generate and caption from the checkpoint", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "tf-run-"));
+  const file = await docsFile(dir);
+  const out = join(dir, "run");
+  const events: RunEvent[] = [];
+  const first = await runTraining(options(file, out, 3, events));
+  assert.equal(first.steps, 3);
+  assert.ok(existsSync(join(out, "checkpoint", "model.safetensors")));
+  assert.ok(existsSync(join(out, "loss.png")));
+  assert.equal(readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").length, 3);
+
+  const again: RunEvent[] = [];
+  const second = await runTraining(options(file, out, 5, again));
+  assert.equal(second.steps, 5);
+  assert.ok(again.some((e) => e.kind === "stage" && /resuming from step 3/.test(e.message)));
+  assert.equal(readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").length, 5);
+
+  const p = TransfusionPipeline.load(join(out, "checkpoint"));
+  const { images } = p.textToImage(["a large red circle", ""], { steps: 3, guidanceScale: 2 });
+  assert.equal(images.length, 2);
+  assert.equal(images[0]!.width, 32);
+  const captions = p.caption(images, 4);
+  assert.equal(captions.length, 2);
+  assert.equal(typeof captions[0], "string");
+});
+
+test("corrupt, wrong-version and missing checkpoints end with clear messages", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "tf-bad-"));
+  const file = await docsFile(dir);
+  const out = join(dir, "run");
+  await runTraining(options(file, out, 2, []));
+  const ckpt = join(out, "checkpoint");
+  assert.throws(() => TransfusionPipeline.load(join(dir, "nothing")), /no checkpoint here/);
+
+  const cfgPath = join(ckpt, "config.json");
+  const cfg = JSON.parse(readFileSync(cfgPath, "utf8"));
+  writeFileSync(cfgPath, JSON.stringify({ ...cfg, version: 99 }));
+  assert.throws(() => TransfusionPipeline.load(ckpt), /checkpoint version 99 is not supported/);
+  writeFileSync(cfgPath, JSON.stringify(cfg));
+
+  const weights = join(ckpt, "model.safetensors");
+  const bytes = readFileSync(weights);
+  writeFileSync(weights, bytes.subarray(0, bytes.length - 100));
+  assert.throws(() => TransfusionPipeline.load(ckpt), /model\.safetensors/);
+});
+
+test("an unwritable output folder fails with a message naming it", {
+  skip: process.getuid?.() === 0 ? "root ignores folder permissions" : false,
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "tf-ro-"));
+  const file = await docsFile(dir);
+  const ro = join(dir, "ro");
+  mkdirSync(ro);
+  chmodSync(ro, 0o500);
+  await assert.rejects(runTraining(options(file, join(ro, "run"), 1, [])), /ro/);
+});
