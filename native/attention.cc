@@ -266,19 +266,22 @@ void attention_backward(const float* q, const float* k, const float* v, const ui
     });
     return;
   }
-  // Too few kv heads to share out evenly: every thread takes an interleaved, fixed set of
-  // (b, h, query block) items and accumulates dK/dV into its own zeroed copy; the copies
-  // are then summed in a fixed order.
+  // Too few kv heads to share out evenly: the (b, h, query block) items are dealt to fixed
+  // slices, each accumulating dK/dV into its own zeroed copy; the copies are then summed in
+  // a fixed order. Items go most expensive first (late query blocks see more keys) and are
+  // dealt in snake order (0 1 1 0 0 1 …), which evens out the causal cost.
   thread_local std::vector<float> partial_storage;
   if (partial_storage.size() < 2 * kv_size * threads) partial_storage.resize(2 * kv_size * threads);
   float* const partial = partial_storage.data();
-  const int items = s.B * s.H * qblocks;
+  const int heads = s.B * s.H, items = heads * qblocks;
   parallel_for(threads, [&](int p, int) {
     float* pk = partial + 2 * kv_size * p;
     float* pv = pk + kv_size;
     std::fill(pk, pk + 2 * kv_size, 0.0f);
-    for (int t = p; t < items; t += threads) {
-      const int qb = t % qblocks, bh = t / qblocks;
+    for (int t = 0; t < items; t++) {
+      const int round = t / threads, pos = t % threads;
+      if ((round % 2 == 0 ? pos : threads - 1 - pos) != p) continue;
+      const int qb = qblocks - 1 - t / heads, bh = t % heads;
       backward_block(q, k, v, mask, out, lse, g_out, gq, pk, pv, s, kr,
                      make_block(s, kr, bh / s.H, bh % s.H, qb));
     }

@@ -3,10 +3,12 @@
  * from C for comparison, and one full training step (forward + backward + AdamW) of a
  * reference transformer, with MFU against the sgemm rate measured in the same run.
  */
+
 import { TransformerLM } from "../nn/lm.js";
 import { type BackendName, backend, setBackend } from "../tensor/backends/index.js";
 import { nativeSgemmDirectGflops } from "../tensor/backends/native.js";
 import { AdamW, clipFactor } from "../tensor/optim.js";
+import { withArena } from "../tensor/pool.js";
 import { Rng } from "../tensor/rng.js";
 import { intTensor } from "../tensor/tensor.js";
 import { trainStepFlops } from "./flops.js";
@@ -105,13 +107,15 @@ export function runCoreBench(opts: CoreBenchOptions = {}): CoreBenchResult {
   for (let i = 0; i < ids.length; i++) ids[i] = rng.int(shape.vocab);
   for (let i = 0; i < ids.length; i++) targets[i] = i % T === T - 1 ? -1 : ids[i + 1]!;
   const idsT = intTensor(ids, [B, T]);
-  const step = () => {
-    const loss = model.loss(idsT, targets);
-    loss.backward();
-    const { factor } = clipFactor(model.parameters(), 1.0);
-    opt.update(3e-4, factor);
-    opt.zeroGrad();
-  };
+  // As in the trainer, a step's buffers are pooled and reused by the next step.
+  const step = () =>
+    withArena(() => {
+      const loss = model.loss(idsT, targets);
+      loss.backward();
+      const { factor } = clipFactor(model.parameters(), 1.0);
+      opt.update(3e-4, factor);
+      opt.zeroGrad();
+    });
   const steps = opts.steps ?? (isJs ? 3 : 10);
   progress("warm-up steps");
   for (let i = 0; i < 2; i++) step();

@@ -8,6 +8,7 @@
  * patches per image), batch 8. Every row is one document: 32 text tokens, BOI, 64 patches,
  * EOI, 32 text tokens — exactly 130 positions, so seqLen = 130 and there is no padding.
  */
+
 import { packDocuments, type TokenDocument } from "../data/pack.js";
 import { cosineSchedule } from "../diffusion/schedule.js";
 import { makeConfig, patchesPerImage, type TransfusionConfig } from "../model/config.js";
@@ -16,6 +17,7 @@ import { Transfusion } from "../model/transfusion.js";
 import { swigluHidden } from "../nn/transformer.js";
 import { type BackendName, backend, setBackend } from "../tensor/backends/index.js";
 import { AdamW, clipFactor } from "../tensor/optim.js";
+import { withArena } from "../tensor/pool.js";
 import { Rng } from "../tensor/rng.js";
 import { measureSgemm } from "./core.js";
 import { trainStepFlops } from "./flops.js";
@@ -197,22 +199,23 @@ export function runTrainBench(opts: TrainBenchOptions = {}): TrainBenchResult {
   const now = () => process.hrtime.bigint();
   const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
   /** One step, mirroring Trainer.trainStep without the EMA and checkpoints; returns phase ms. */
-  const step = (): [number, number, number, number] => {
-    const t0 = now();
-    const batch = trainBenchBatch(config, B, textTokens, schedule, rng);
-    const t1 = now();
-    const parts = transfusionLoss(model, batch, schedule, rng);
-    lastLoss = parts.total.item();
-    textTargetsPerRow = parts.textTargets / B;
-    const t2 = now();
-    parts.total.backward();
-    const t3 = now();
-    const { factor } = clipFactor(params, 1.0);
-    opt.update(3e-4, factor);
-    opt.zeroGrad();
-    const t4 = now();
-    return [ms(t0, t1), ms(t1, t2), ms(t2, t3), ms(t3, t4)];
-  };
+  const step = (): [number, number, number, number] =>
+    withArena(() => {
+      const t0 = now();
+      const batch = trainBenchBatch(config, B, textTokens, schedule, rng);
+      const t1 = now();
+      const parts = transfusionLoss(model, batch, schedule, rng);
+      lastLoss = parts.total.item();
+      textTargetsPerRow = parts.textTargets / B;
+      const t2 = now();
+      parts.total.backward();
+      const t3 = now();
+      const { factor } = clipFactor(params, 1.0);
+      opt.update(3e-4, factor);
+      opt.zeroGrad();
+      const t4 = now();
+      return [ms(t0, t1), ms(t1, t2), ms(t2, t3), ms(t3, t4)] as [number, number, number, number];
+    });
 
   const warmup = opts.warmup ?? (isJs ? 1 : 2);
   for (let i = 0; i < warmup; i++) {

@@ -41,6 +41,12 @@ export function registerGenerate(program: Command): void {
       3,
     )
     .option("--seed <n>", "random seed", (v) => parseNonNegativeInt(v, "--seed"), 0)
+    .option(
+      "--x0-clip <c>",
+      "clip predicted clean latents to ±c each step; 0 for none",
+      (v) => parseNumber(v, "--x0-clip"),
+      4,
+    )
     .option("--out <dir>", "output folder", "generated")
     .option("--backend <name>", "js or native")
     .option("--json", "print one JSON object on the last line")
@@ -55,6 +61,7 @@ export function registerGenerate(program: Command): void {
         steps: o.steps,
         guidanceScale: o.guidance > 0 ? o.guidance : null,
         seed: o.seed,
+        x0Clip: o.x0Clip > 0 ? o.x0Clip : null,
         onImageStep: (row, step, steps) => {
           if (row === 0) progress(`denoising ${step}/${steps}`);
         },

@@ -14,6 +14,7 @@ import { ropeTablesFor, type Transfusion } from "../model/transfusion.js";
 import type { LayerCache } from "../nn/transformer.js";
 import { mul } from "../tensor/ops/elementwise.js";
 import { gather, indexAdd, reshape } from "../tensor/ops/shape.js";
+import { withArena } from "../tensor/pool.js";
 import { noGrad, Tensor } from "../tensor/tensor.js";
 
 export interface SpecialIds {
@@ -102,7 +103,7 @@ export class DecodeState {
     );
     const Lp = Math.max(1, ...lens);
     this.need(Lp);
-    return noGrad(() => {
+    return pooled(() => {
       // One document per row: pack each prompt alone into a row of length Lp.
       // No end-of-document token: the prompt continues.
       const pack = {
@@ -188,7 +189,7 @@ export class DecodeState {
     if (ids.length !== this.batch)
       throw new Error(`appendTokens: ${ids.length} ids for ${this.batch} rows`);
     this.need(1);
-    return noGrad(() => {
+    return pooled(() => {
       const m = this.model;
       const pos = Float64Array.from(this.nextPos);
       const { cos, sin } = ropeTablesFor(m.config, pos, pos);
@@ -219,7 +220,7 @@ export class DecodeState {
     const c = m.config;
     const n = patchesPerImage(c);
     this.need(n);
-    return noGrad(() => {
+    return pooled(() => {
       const g = c.latentSize / c.patchSize;
       const rowPos = new Float64Array(this.batch * n);
       const colPos = new Float64Array(this.batch * n);
@@ -247,4 +248,12 @@ export class DecodeState {
       return pred;
     });
   }
+}
+
+/** Returns fn's tensor computed without a graph inside an arena, copied out of the pool. */
+function pooled(fn: () => Tensor): Tensor {
+  return withArena(() => {
+    const t = noGrad(fn);
+    return new Tensor(t.f32.slice(), t.shape);
+  });
 }

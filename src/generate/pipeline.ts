@@ -36,6 +36,12 @@ export interface ImageOptions {
   /** Classifier-free guidance scale; null for none. */
   guidanceScale: number | null;
   seed: number;
+  /**
+   * Clip the predicted clean latent to ±x0Clip at every step (null: off). With the cosine
+   * schedule ᾱ at the last training step is ~1e-9, so the first step divides the noise
+   * prediction's error by √ᾱ; clipping bounds it (the latents are scaled to unit variance).
+   */
+  x0Clip: number | null;
   /** Stream index of the first sample (batched = one-by-one). */
   firstSample?: number;
   onImageStep?: (row: number, step: number, steps: number) => void;
@@ -46,6 +52,7 @@ export const DEFAULT_IMAGE_OPTIONS: ImageOptions = {
   steps: 50,
   guidanceScale: 3,
   seed: 0,
+  x0Clip: 4,
 };
 
 export interface GeneratedPart {
@@ -132,7 +139,11 @@ export class TransfusionPipeline {
     const schedule = cosineSchedule({ T: this.config.diffusionSteps });
     const kind =
       this.config.objective === "flow" && o.sampler !== "flow-euler" ? "flow-euler" : o.sampler;
-    return createSampler({ kind, steps: o.steps }, schedule, this.config.objective);
+    return createSampler(
+      { kind, steps: o.steps, x0Clip: o.x0Clip },
+      schedule,
+      this.config.objective,
+    );
   }
 
   /** Returns one generated image per caption (batched; deterministic for a seed). */

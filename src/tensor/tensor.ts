@@ -7,6 +7,7 @@
  * step ends.
  */
 import { backend } from "./backends/index.js";
+import { alloc, allocRaw } from "./pool.js";
 import type { Rng } from "./rng.js";
 
 export type DType = "f32" | "i32";
@@ -231,7 +232,13 @@ export function record(
 /** Returns a float32 tensor of zeros. */
 export function zeros(shape: Shape, requiresGrad = false): Tensor {
   checkShape(shape, "zeros");
-  return new Tensor(new Float32Array(sizeOf(shape)), shape, requiresGrad);
+  return new Tensor(alloc(sizeOf(shape)), shape, requiresGrad);
+}
+
+/** Returns a float32 tensor whose contents are undefined (for outputs a kernel overwrites). */
+export function empty(shape: Shape): Tensor {
+  checkShape(shape, "empty");
+  return new Tensor(allocRaw(sizeOf(shape)), shape, false);
 }
 
 /** Returns a float32 tensor filled with `value`. */

@@ -11,6 +11,7 @@ import { type TransfusionBatch, transfusionLoss } from "../model/loss.js";
 import type { Transfusion } from "../model/transfusion.js";
 import { backend } from "../tensor/backends/index.js";
 import { AdamW, clipFactor, cosineLr } from "../tensor/optim.js";
+import { withArena } from "../tensor/pool.js";
 import { Rng } from "../tensor/rng.js";
 import {
   loadModuleTensors,
@@ -168,6 +169,11 @@ export class Trainer {
 
   /** Runs one step (or skips it if the loss or gradients are not finite); returns its metrics. */
   trainStep(): StepMetrics {
+    // Every activation and gradient buffer of the step goes back to the pool at its end.
+    return withArena(() => this.trainStepInner());
+  }
+
+  private trainStepInner(): StepMetrics {
     const t0 = process.hrtime.bigint();
     const { seed } = this.settings;
     const batch = this.o.batchFor(this.step, new Rng(stepSeed(seed, this.step, 1)));

@@ -1,5 +1,7 @@
 /** Convolution and upsampling for the VAE and the U-Net patch encoder. */
+
 import { backend } from "../backends/index.js";
+import { alloc } from "../pool.js";
 import { accumulateGrad, record, type Tensor, zeros } from "../tensor.js";
 import { add } from "./elementwise.js";
 import { reshape } from "./shape.js";
@@ -27,8 +29,8 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor, opts: Conv2dOptions 
   const out = zeros([N, Cout, Ho, Wo]);
   backend().conv2d(x.f32, w.f32, out.f32, N, Cin, H, W, Cout, kh, kw, stride, pad);
   const y = record("conv2d", out, [x, w], (g) => {
-    const gx = x.requiresGrad ? new Float32Array(x.size) : null;
-    const gw = new Float32Array(w.size);
+    const gx = x.requiresGrad ? alloc(x.size) : null;
+    const gw = alloc(w.size);
     backend().conv2dBackward(x.f32, w.f32, g, gx, gw, N, Cin, H, W, Cout, kh, kw, stride, pad);
     if (gx) accumulateGrad(x, gx, true);
     accumulateGrad(w, gw, true);
@@ -43,7 +45,7 @@ export function upsampleNearest(x: Tensor, factor = 2): Tensor {
   const out = zeros([N, C, H * factor, W * factor]);
   backend().upsampleNearest(x.f32, out.f32, N * C, H, W, factor);
   return record("upsampleNearest", out, [x], (g) => {
-    const gx = new Float32Array(x.size);
+    const gx = alloc(x.size);
     backend().upsampleNearestBackward(g, gx, N * C, H, W, factor);
     accumulateGrad(x, gx, true);
   });

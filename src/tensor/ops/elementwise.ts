@@ -1,16 +1,21 @@
 /** Elementwise ops with broadcasting, and their gradients. */
+
 import type { BinaryOp, UnaryOp } from "../backends/backend.js";
 import { backend } from "../backends/index.js";
+import { alloc } from "../pool.js";
 import { accumulateGrad, record, type Shape, Tensor, zeros } from "../tensor.js";
 import { broadcastShapes, broadcastStrides, coalesce, sameShape } from "./broadcast.js";
 
-/** Returns the sum of `g` (laid out as `from`) reduced to `to`, as a fresh buffer. */
+/**
+ * Returns the sum of `g` (laid out as `from`) reduced to `to`: `g` itself when the shapes are
+ * equal (the caller decides whether it may be kept), else a fresh buffer.
+ */
 export function reduceTo(g: Float32Array, from: Shape, to: Shape): Float32Array {
-  if (sameShape(from, to)) return g.slice();
+  if (sameShape(from, to)) return g;
   const outStrides = broadcastStrides(to, from);
   let outSize = 1;
   for (const d of to) outSize *= d;
-  const out = new Float32Array(outSize);
+  const out = alloc(outSize);
   const c = coalesce(from, outStrides, contiguousStrides(from));
   backend().reduceSum(g, c.shape, out, c.strides[0]!, outSize);
   return out;
@@ -43,8 +48,17 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   return record(op, out, [a, b], (g) => {
     const be = backend();
     const gShape = shape;
-    const sendA = (buf: Float32Array) => accumulateGrad(a, reduceTo(buf, gShape, a.shape), true);
-    const sendB = (buf: Float32Array) => accumulateGrad(b, reduceTo(buf, gShape, b.shape), true);
+    // The output gradient is dead once this rule returns, so one input may keep it; every
+    // other buffer made here is fresh and owned by whoever receives it.
+    let gTaken = false;
+    const send = (x: Tensor, buf: Float32Array) => {
+      const r = reduceTo(buf, gShape, x.shape);
+      const own = r !== g || !gTaken;
+      if (r === g) gTaken = true;
+      accumulateGrad(x, r, own);
+    };
+    const sendA = (buf: Float32Array) => send(a, buf);
+    const sendB = (buf: Float32Array) => send(b, buf);
     switch (op) {
       case "add":
         if (a.requiresGrad) sendA(g);
@@ -53,7 +67,7 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
       case "sub":
         if (a.requiresGrad) sendA(g);
         if (b.requiresGrad) {
-          const ng = new Float32Array(g.length);
+          const ng = alloc(g.length);
           be.affine(g, ng, g.length, -1, 0);
           sendB(ng);
         }
@@ -82,8 +96,8 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
         const aFull = expandTo(a, gShape);
         const bFull = expandTo(b, gShape);
         const o = out.f32;
-        const gaBuf = new Float32Array(g.length);
-        const gbBuf = new Float32Array(g.length);
+        const gaBuf = alloc(g.length);
+        const gbBuf = alloc(g.length);
         for (let i = 0; i < g.length; i++) {
           if (o[i] === aFull[i]) gaBuf[i] = g[i]!;
           else if (o[i] === bFull[i]) gbBuf[i] = g[i]!;
@@ -100,7 +114,7 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
 export function expandTo(x: Tensor, shape: Shape): Float32Array {
   let n = 1;
   for (const d of shape) n *= d;
-  const out = new Float32Array(n);
+  const out = alloc(n);
   const c = coalesce(shape, broadcastStrides(x.shape, shape), contiguousStrides(shape));
   backend().copyStrided(x.f32, 0, c.strides[0]!, out, 0, c.strides[1]!, c.shape, false);
   return out;
@@ -136,7 +150,7 @@ export function affine(x: Tensor, alpha: number, beta = 0): Tensor {
   const out = zeros(x.shape);
   backend().affine(x.f32, out.f32, x.size, alpha, beta);
   return record("affine", out, [x], (g) => {
-    const gx = new Float32Array(g.length);
+    const gx = alloc(g.length);
     backend().affine(g, gx, g.length, alpha, 0);
     accumulateGrad(x, gx, true);
   });
@@ -157,9 +171,9 @@ export function pow(x: Tensor, p: number): Tensor {
   const out = zeros(x.shape);
   backend().pow(x.f32, out.f32, x.size, p);
   return record("pow", out, [x], (g) => {
-    const d = new Float32Array(g.length);
+    const d = alloc(g.length);
     backend().pow(x.f32, d, x.size, p - 1);
-    const gx = new Float32Array(g.length);
+    const gx = alloc(g.length);
     for (let i = 0; i < g.length; i++) gx[i] = g[i]! * p * d[i]!;
     accumulateGrad(x, gx, true);
   });
@@ -169,7 +183,7 @@ function unaryOp(op: UnaryOp, x: Tensor): Tensor {
   const out = zeros(x.shape);
   backend().unary(op, x.f32, out.f32, x.size);
   return record(op, out, [x], (g) => {
-    const gx = new Float32Array(g.length);
+    const gx = alloc(g.length);
     backend().unaryBackward(op, x.f32, out.f32, g, gx, x.size);
     accumulateGrad(x, gx, true);
   });

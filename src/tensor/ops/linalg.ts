@@ -1,6 +1,8 @@
 /** Matrix products through the backend's gemm, with gradients that never materialise a transpose. */
+
 import type { Backend } from "../backends/backend.js";
 import { backend } from "../backends/index.js";
+import { alloc } from "../pool.js";
 import { accumulateGrad, record, sizeOf, type Tensor, zeros } from "../tensor.js";
 import { broadcastShapes, sameShape } from "./broadcast.js";
 import { add } from "./elementwise.js";
@@ -94,14 +96,14 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     const be2 = backend();
     const sC = M * N;
     if (a.requiresGrad) {
-      const ga = new Float32Array(a.size);
+      const ga = alloc(a.size);
       // op(A) grad = G·op(B)ᵀ (M×K); stored Aᵀ grad = op(B)·Gᵀ (K×M).
       if (!transA) batchedProduct(be2, false, !transB, M, K, N, g, sC, b.f32, sB, ga, sA, batch);
       else batchedProduct(be2, transB, true, K, M, N, b.f32, sB, g, sC, ga, sA, batch);
       accumulateGrad(a, ga, true);
     }
     if (b.requiresGrad) {
-      const gb = new Float32Array(b.size);
+      const gb = alloc(b.size);
       // op(B) grad = op(A)ᵀ·G (K×N); stored Bᵀ grad = Gᵀ·op(A) (N×K).
       if (!transB) batchedProduct(be2, !transA, false, K, N, M, a.f32, sA, g, sC, gb, sB, batch);
       else batchedProduct(be2, true, transA, N, K, M, g, sC, a.f32, sA, gb, sB, batch);
@@ -127,13 +129,13 @@ function foldedMatmul(
   return record("matmul", out, [a, b], (g) => {
     const be2 = backend();
     if (a.requiresGrad) {
-      const ga = new Float32Array(a.size);
+      const ga = alloc(a.size);
       // G [rows, N] · op(B)ᵀ [N, K]
       be2.gemm(false, !transB, rows, K, N, 1, g, 0, N, b.f32, 0, ldb, 0, ga, 0, K);
       accumulateGrad(a, ga, true);
     }
     if (b.requiresGrad) {
-      const gb = new Float32Array(b.size);
+      const gb = alloc(b.size);
       if (!transB) be2.gemm(true, false, K, N, rows, 1, a.f32, 0, K, g, 0, N, 0, gb, 0, N);
       else be2.gemm(true, false, N, K, rows, 1, g, 0, N, a.f32, 0, K, 0, gb, 0, K);
       accumulateGrad(b, gb, true);

@@ -1,6 +1,8 @@
 /** Neural-network ops with fused kernels: softmax, losses, norms, rotary embedding, attention. */
+
 import type { AttentionShape } from "../backends/backend.js";
 import { backend } from "../backends/index.js";
+import { alloc } from "../pool.js";
 import type { Rng } from "../rng.js";
 import { accumulateGrad, record, Tensor, zeros } from "../tensor.js";
 import { mul, square, sub } from "./elementwise.js";
@@ -17,7 +19,7 @@ function softmaxImpl(x: Tensor, log: boolean): Tensor {
   const out = zeros(x.shape);
   backend().softmax(x.f32, out.f32, rows, cols, log);
   return record(log ? "logSoftmax" : "softmax", out, [x], (g) => {
-    const gx = new Float32Array(x.size);
+    const gx = alloc(x.size);
     backend().softmaxBackward(out.f32, g, gx, rows, cols, log);
     accumulateGrad(x, gx, true);
   });
@@ -55,8 +57,8 @@ export function crossEntropy(
     if (t >= V) throw new Error(`crossEntropy: target ${t} at row ${i} is ≥ vocabulary ${V}`);
     if (t >= 0) counted++;
   }
-  const losses = new Float32Array(rows);
-  const lse = new Float32Array(rows);
+  const losses = alloc(rows);
+  const lse = alloc(rows);
   backend().crossEntropy(logits.f32, targets, losses, lse, rows, V);
   let out: Tensor;
   let weight: number;
@@ -70,10 +72,10 @@ export function crossEntropy(
     out = new Tensor(new Float32Array([s * weight]), []);
   }
   return record("crossEntropy", out, [logits], (g) => {
-    const gLoss = new Float32Array(rows);
+    const gLoss = alloc(rows);
     if (reduction === "none") gLoss.set(g);
     else gLoss.fill(g[0]! * weight);
-    const gx = new Float32Array(logits.size);
+    const gx = alloc(logits.size);
     backend().crossEntropyBackward(logits.f32, targets, lse, gLoss, gx, rows, V);
     accumulateGrad(logits, gx, true);
   });
@@ -102,11 +104,11 @@ export function rmsNorm(x: Tensor, w: Tensor, eps = 1e-5): Tensor {
   const { rows, cols } = lastDim(x, "rmsNorm");
   if (w.size !== cols) throw new Error(`rmsNorm: weight has ${w.size} entries, expected ${cols}`);
   const out = zeros(x.shape);
-  const rstd = new Float32Array(rows);
+  const rstd = alloc(rows);
   backend().rmsnorm(x.f32, w.f32, out.f32, rstd, rows, cols, eps);
   return record("rmsNorm", out, [x, w], (g) => {
-    const gx = new Float32Array(x.size);
-    const gw = new Float32Array(cols);
+    const gx = alloc(x.size);
+    const gw = alloc(cols);
     backend().rmsnormBackward(x.f32, w.f32, rstd, g, gx, gw, rows, cols);
     accumulateGrad(x, gx, true);
     accumulateGrad(w, gw, true);
@@ -129,16 +131,16 @@ function groupNormImpl(
   if (b && b.size !== channels)
     throw new Error(`${op}: bias has ${b.size} entries, expected ${channels}`);
   const out = zeros(x.shape);
-  const meanBuf = new Float32Array(N * G);
-  const rstd = new Float32Array(N * G);
+  const meanBuf = alloc(N * G);
+  const rstd = alloc(N * G);
   const wf = w ? w.f32 : null;
   const bf = b ? b.f32 : null;
   backend().groupnorm(x.f32, wf, bf, out.f32, meanBuf, rstd, N, G, channels, spatial, eps);
   const inputs = [x, ...(w ? [w] : []), ...(b ? [b] : [])];
   return record(op, out, inputs, (g) => {
-    const gx = new Float32Array(x.size);
-    const gw = w ? new Float32Array(channels) : null;
-    const gb = b ? new Float32Array(channels) : null;
+    const gx = alloc(x.size);
+    const gw = w ? alloc(channels) : null;
+    const gb = b ? alloc(channels) : null;
     backend().groupnormBackward(x.f32, wf, meanBuf, rstd, g, gx, gw, gb, N, G, channels, spatial);
     accumulateGrad(x, gx, true);
     if (w && gw) accumulateGrad(w, gw, true);
@@ -175,8 +177,8 @@ export function rope(x: Tensor, cos: Float32Array, sin: Float32Array): Tensor {
   let c = cos;
   let s = sin;
   if (cos.length === T * half && B > 1) {
-    c = new Float32Array(B * T * half);
-    s = new Float32Array(B * T * half);
+    c = alloc(B * T * half);
+    s = alloc(B * T * half);
     for (let b = 0; b < B; b++) {
       c.set(cos, b * T * half);
       s.set(sin, b * T * half);
@@ -187,7 +189,7 @@ export function rope(x: Tensor, cos: Float32Array, sin: Float32Array): Tensor {
   const out = zeros(x.shape);
   backend().rope(x.f32, out.f32, c, s, B * T, H, D, false);
   return record("rope", out, [x], (g) => {
-    const gx = new Float32Array(x.size);
+    const gx = alloc(x.size);
     backend().rope(g, gx, c, s, B * T, H, D, true);
     accumulateGrad(x, gx, true);
   });
@@ -201,6 +203,7 @@ export function ropeTables(
 ): { cos: Float32Array; sin: Float32Array } {
   const half = D / 2;
   const n = positions.length;
+  // Not pooled: callers cache these tables across steps.
   const cos = new Float32Array(n * half);
   const sin = new Float32Array(n * half);
   for (let i = 0; i < half; i++) {
@@ -254,12 +257,12 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     causal: opts.causal ?? false,
   };
   const out = zeros(q.shape);
-  const lse = new Float32Array(B * H * T);
+  const lse = alloc(B * H * T);
   backend().attention(q.f32, k.f32, v.f32, mask, out.f32, lse, shape);
   return record("attention", out, [q, k, v], (g) => {
-    const gq = new Float32Array(q.size);
-    const gk = new Float32Array(k.size);
-    const gv = new Float32Array(v.size);
+    const gq = alloc(q.size);
+    const gk = alloc(k.size);
+    const gv = alloc(v.size);
     backend().attentionBackward(q.f32, k.f32, v.f32, mask, out.f32, lse, g, gq, gk, gv, shape);
     accumulateGrad(q, gq, true);
     accumulateGrad(k, gk, true);
@@ -271,7 +274,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
 export function dropout(x: Tensor, p: number, rng: Rng, training = true): Tensor {
   if (!(p >= 0 && p < 1)) throw new Error(`dropout: p must be in [0, 1), got ${p}`);
   if (!training || p === 0) return x;
-  const m = new Float32Array(x.size);
+  const m = alloc(x.size);
   const keep = 1 / (1 - p);
   for (let i = 0; i < m.length; i++) m[i] = rng.uniform() < p ? 0 : keep;
   return mul(x, new Tensor(m, x.shape));

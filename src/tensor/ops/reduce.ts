@@ -1,5 +1,7 @@
 /** Reductions over axes. */
+
 import { backend } from "../backends/index.js";
+import { alloc } from "../pool.js";
 import { accumulateGrad, record, stridesOf, Tensor, zeros } from "../tensor.js";
 import { broadcastStrides, coalesce } from "./broadcast.js";
 
@@ -35,7 +37,7 @@ export function sum(x: Tensor, axes?: readonly number[], keepDims = false): Tens
   const result = finalShape.length === kept.length ? out : new Tensor(out.data, finalShape);
   return record("sum", result, [x], (g) => {
     // Broadcast the reduced gradient back over x's shape.
-    const gx = new Float32Array(x.size);
+    const gx = alloc(x.size);
     backend().copyStrided(g, 0, c.strides[0]!, gx, 0, c.strides[1]!, c.shape, false);
     accumulateGrad(x, gx, true);
   });
@@ -49,7 +51,7 @@ export function mean(x: Tensor, axes?: readonly number[], keepDims = false): Ten
   const out = zeros(s.shape);
   backend().affine(s.f32, out.f32, s.size, 1 / count, 0);
   return record("mean", out, [s], (g) => {
-    const gs = new Float32Array(g.length);
+    const gs = alloc(g.length);
     backend().affine(g, gs, g.length, 1 / count, 0);
     accumulateGrad(s, gs, true);
   });

@@ -1,5 +1,7 @@
 /** Layout ops: reshape, permute, slice, concat, expand, and row gathers (embeddings). */
+
 import { backend } from "../backends/index.js";
+import { alloc } from "../pool.js";
 import { accumulateGrad, record, type Shape, sizeOf, stridesOf, Tensor, zeros } from "../tensor.js";
 import { broadcastShapes, broadcastStrides, coalesce } from "./broadcast.js";
 import { reduceTo } from "./elementwise.js";
@@ -43,7 +45,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const c = coalesce(shape, srcStrides, stridesOf(shape));
   backend().copyStrided(x.f32, 0, c.strides[0]!, out.f32, 0, c.strides[1]!, c.shape, false);
   return record("permute", out, [x], (g) => {
-    const gx = new Float32Array(x.size);
+    const gx = alloc(x.size);
     backend().copyStrided(g, 0, c.strides[1]!, gx, 0, c.strides[0]!, c.shape, false);
     accumulateGrad(x, gx, true);
   });
@@ -76,7 +78,7 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const off = start * inStrides[ax]!;
   backend().copyStrided(x.f32, off, c.strides[0]!, out.f32, 0, c.strides[1]!, c.shape, false);
   return record("slice", out, [x], (g) => {
-    const gx = new Float32Array(x.size);
+    const gx = alloc(x.size);
     backend().copyStrided(g, 0, c.strides[1]!, gx, off, c.strides[0]!, c.shape, false);
     accumulateGrad(x, gx, true);
   });
@@ -113,7 +115,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
     xs.forEach((t, i) => {
       if (!t.requiresGrad) return;
       const { off, c } = parts[i]!;
-      const gt = new Float32Array(t.size);
+      const gt = alloc(t.size);
       backend().copyStrided(g, off, c.strides[1]!, gt, 0, c.strides[0]!, c.shape, false);
       accumulateGrad(t, gt, true);
     });
@@ -162,7 +164,7 @@ export function gather(table: Tensor, ids: Tensor | Int32Array): Tensor {
   const out = zeros([...idShape, dim]);
   backend().gatherRows(table.f32, idx, out.f32, idx.length, dim);
   return record("gather", out, [table], (g) => {
-    const gt = new Float32Array(table.size);
+    const gt = alloc(table.size);
     backend().scatterAddRows(g, idx, gt, idx.length, dim);
     accumulateGrad(table, gt, true);
   });
@@ -187,7 +189,7 @@ export function indexAdd(base: Tensor, idx: Int32Array, src: Tensor): Tensor {
   return record("indexAdd", out, [base, src], (g) => {
     if (base.requiresGrad) accumulateGrad(base, g, false);
     if (src.requiresGrad) {
-      const gs = new Float32Array(src.size);
+      const gs = alloc(src.size);
       backend().gatherRows(g, idx, gs, idx.length, dim);
       accumulateGrad(src, gs, true);
     }
