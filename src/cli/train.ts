@@ -33,6 +33,11 @@ export function applyRunFlags(base: RunConfig, o: Record<string, unknown>): RunC
   if (o.seqLen) c.seqLen = o.seqLen as number;
   if (o.batch) c.rows = o.batch as number;
   if (o.maxImages) c.maxImages = o.maxImages as number;
+  if (o.shapesDifficulty !== undefined) {
+    const d = String(o.shapesDifficulty);
+    if (d !== "easy" && d !== "medium" && d !== "hard") throw new Error(`--shapes-difficulty must be easy, medium or hard, got "${d}"`);
+    c.shapesDifficulty = d;
+  }
   if (o.sampleEvery !== undefined) c.sampleEvery = o.sampleEvery as number;
   if (o.textCorpus !== undefined)
     c.textCorpus = o.textCorpus === "none" ? null : String(o.textCorpus);
@@ -61,6 +66,7 @@ export function addRunOptions(cmd: Command): Command {
     .option("--lr <x>", "peak learning rate", (v) => parseNumber(v, "--lr"))
     .option("--seed <n>", "random seed", (v) => parseNonNegativeInt(v, "--seed"))
     .option("--max-images <n>", "training images used", (v) => parsePositiveInt(v, "--max-images"))
+    .option("--shapes-difficulty <level>", "shapes variant: easy (one shape, 4 colours) | medium | hard")
     .option("--text-corpus <name>", "moby-dick | sotu | none")
     .option("--vae <dir>", "use the VAE in this folder instead of training one")
     .option("--vae-steps <n>", "VAE training steps", (v) => parsePositiveInt(v, "--vae-steps"))

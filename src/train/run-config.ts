@@ -49,6 +49,7 @@ const TOP = new Set([
   "vocabSize",
   "textCorpus",
   "imageSize",
+  "shapesDifficulty",
   "maxImages",
   "sampleEvery",
   "sampleCaptions",
@@ -127,6 +128,12 @@ export function parseRunConfig(raw: unknown, base: RunConfig, source = "config")
   if (o.imageSize !== undefined) out.imageSize = int("imageSize", 8);
   if (o.maxImages !== undefined) out.maxImages = int("maxImages", 1);
   if (o.sampleEvery !== undefined) out.sampleEvery = int("sampleEvery", 0);
+  if (o.shapesDifficulty !== undefined) {
+    if (o.shapesDifficulty !== "easy" && o.shapesDifficulty !== "medium" && o.shapesDifficulty !== "hard") {
+      throw new Error(`${source}: field "shapesDifficulty" must be easy, medium or hard`);
+    }
+    out.shapesDifficulty = o.shapesDifficulty;
+  }
   if (o.sampleCaptions !== undefined) {
     if (!Array.isArray(o.sampleCaptions) || !o.sampleCaptions.every((c) => typeof c === "string")) {
       throw new Error(`${source}: field "sampleCaptions" must be an array of strings`);

@@ -6,7 +6,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { trainBpe } from "../data/bpe-train.js";
-import { getDataset, getTextCorpus } from "../data/datasets/index.js";
+import { type DatasetOptions, getDataset, getTextCorpus, type ShapesDifficulty } from "../data/datasets/index.js";
 import type { ImageTextDataset } from "../data/datasets/types.js";
 import { loadDocuments } from "../data/documents.js";
 import { writeImageGrid } from "../data/grid.js";
@@ -64,6 +64,8 @@ export interface RunOptions {
   vaeFrom?: string;
   vae?: Partial<Pick<TrainVaeOptions, "steps" | "batchSize" | "lr" | "config">>;
   imageSize?: number;
+  /** Variant of the `shapes` data: easy (one shape, four colours), medium (default), hard. */
+  shapesDifficulty?: ShapesDifficulty;
   /** Training images used (default: all). */
   maxImages?: number;
   /** Steps between sample grids (0 = only at the end). */
@@ -129,7 +131,7 @@ async function loadData(o: RunOptions): Promise<Prepared> {
     );
     return { captions, templates, images, dataset: null };
   }
-  const dataset = await getDataset(o.data, o.imageSize ? { imageSize: o.imageSize } : {});
+  const dataset = await getDataset(o.data, datasetOptions(o));
   const split = dataset.split("train");
   const n = Math.min(o.maxImages ?? split.size, split.size);
   const captions: string[] = [];
@@ -140,6 +142,14 @@ async function loadData(o: RunOptions): Promise<Prepared> {
     images.push(ex.image);
   }
   return { captions, templates: null, images, dataset };
+}
+
+/** Returns the dataset options a run passes to getDataset. */
+function datasetOptions(o: RunOptions): DatasetOptions {
+  return {
+    ...(o.imageSize ? { imageSize: o.imageSize } : {}),
+    ...(o.shapesDifficulty ? { difficulty: o.shapesDifficulty } : {}),
+  };
 }
 
 /** Returns the run's training settings with defaults and overrides. */
@@ -183,7 +193,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     emit({ kind: "stage", message: "training the VAE" });
     const r = await trainVae({
       data: o.data.endsWith(".jsonl") ? data.images : o.data,
-      ...(o.imageSize ? { datasetOptions: { imageSize: o.imageSize } } : {}),
+      datasetOptions: datasetOptions(o),
       outDir: vaeDir,
       seed: (o.train?.seed ?? 0) + 1,
       ...o.vae,
