@@ -64,7 +64,7 @@ export function registerDemo(program: Command): void {
     const ev = evaluateShapes(r.pipeline, r.dataset, {
       count: o.evalCount,
       batch: 25,
-      image: { sampler: "ddim", steps: 25, guidanceScale: 3, seed: 7 },
+      image: { seed: 7 },
       onProgress: (done, total, what) => process.stderr.write(`  ${what}: ${done}/${total}\n`),
     });
     const shown = Math.min(24, ev.generated.length);

@@ -20,7 +20,10 @@ export interface MixerOptions {
   noiseCap: number | null;
   /** Diffusion steps T; t is drawn uniformly from [0, T). */
   diffusionSteps: number;
-  /** Text positions per image patch position in a batch (1 = the paper's 1:1; 0 = no plain text). */
+  /**
+   * Text positions per image patch position in a batch (1 = the paper's 1:1; 0 = no plain
+   * text). Captions count as text, so plain text is added only while a batch is below it.
+   */
   textRatio: number;
   /** Longest plain-text document. */
   maxTextChunk: number;
@@ -128,7 +131,10 @@ export function mixBatch(
       text !== null && opts.textRatio > 0 && textPositions < opts.textRatio * imagePositions;
     if (wantText) {
       const room = opts.seqLen - fill - (pack.eodId === undefined ? 0 : 1);
-      const len = Math.min(opts.maxTextChunk, room >= 8 ? room : opts.maxTextChunk, text.length);
+      // Just enough text to meet the ratio (at least 8 tokens), fitting the current row if it can.
+      const deficit = Math.ceil(opts.textRatio * imagePositions - textPositions);
+      let len = Math.min(opts.maxTextChunk, text.length, Math.max(8, deficit));
+      if (room >= 8) len = Math.min(len, room);
       const start = rng.int(text.length - len + 1);
       const d = { segments: [{ text: Array.from(text.subarray(start, start + len)) }] };
       if (!place(d)) break;

@@ -47,12 +47,17 @@ export interface ImageOptions {
   onImageStep?: (row: number, step: number, steps: number) => void;
 }
 
+/**
+ * Respaced DDPM with 100 of the 1000 training steps (the paper uses 250; 100 measured as good
+ * on the demo model at 2.5× less cost), guidance 5 as in the paper's main comparison, and the
+ * predicted clean latent clipped to ±3 (unit-variance latents).
+ */
 export const DEFAULT_IMAGE_OPTIONS: ImageOptions = {
-  sampler: "ddim",
-  steps: 50,
-  guidanceScale: 3,
+  sampler: "ddpm",
+  steps: 100,
+  guidanceScale: 5,
   seed: 0,
-  x0Clip: 4,
+  x0Clip: 3,
 };
 
 export interface GeneratedPart {
