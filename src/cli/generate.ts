@@ -27,7 +27,12 @@ export function registerGenerate(program: Command): void {
     )
     .requiredOption("--checkpoint <dir>", "checkpoint folder (a run's checkpoint/)")
     .option("--count <n>", "images to draw", (v) => parsePositiveInt(v, "--count"), 1)
-    .option("--sampler <name>", "ddpm (respaced, default) | ddim | flow-euler", parseSampler, "ddpm")
+    .option(
+      "--sampler <name>",
+      "ddpm (respaced, default) | ddim | flow-euler",
+      parseSampler,
+      "ddpm",
+    )
     .option(
       "--steps <n>",
       "denoising steps (the paper uses 250 DDPM steps)",

@@ -35,7 +35,8 @@ export function applyRunFlags(base: RunConfig, o: Record<string, unknown>): RunC
   if (o.maxImages) c.maxImages = o.maxImages as number;
   if (o.shapesDifficulty !== undefined) {
     const d = String(o.shapesDifficulty);
-    if (d !== "easy" && d !== "medium" && d !== "hard") throw new Error(`--shapes-difficulty must be easy, medium or hard, got "${d}"`);
+    if (d !== "easy" && d !== "medium" && d !== "hard")
+      throw new Error(`--shapes-difficulty must be easy, medium or hard, got "${d}"`);
     c.shapesDifficulty = d;
   }
   if (o.sampleEvery !== undefined) c.sampleEvery = o.sampleEvery as number;
@@ -59,14 +60,17 @@ export function addRunOptions(cmd: Command): Command {
       "--data <name|file.jsonl>",
       "shapes | mnist | fashion-mnist | emoji | a JSONL document file",
     )
-    .option("--preset <name>", "model preset: tiny | small | base | paper-0.16B")
+    .option("--preset <name>", "model preset: tiny | demo | small | base | paper-0.16B")
     .option("--steps <n>", "training steps", (v) => parsePositiveInt(v, "--steps"))
     .option("--batch <n>", "sequences per batch", (v) => parsePositiveInt(v, "--batch"))
     .option("--seq-len <n>", "positions per sequence", (v) => parsePositiveInt(v, "--seq-len"))
     .option("--lr <x>", "peak learning rate", (v) => parseNumber(v, "--lr"))
     .option("--seed <n>", "random seed", (v) => parseNonNegativeInt(v, "--seed"))
     .option("--max-images <n>", "training images used", (v) => parsePositiveInt(v, "--max-images"))
-    .option("--shapes-difficulty <level>", "shapes variant: easy (one shape, 4 colours) | medium | hard")
+    .option(
+      "--shapes-difficulty <level>",
+      "shapes variant: easy (one shape, 4 colours) | medium | hard",
+    )
     .option("--text-corpus <name>", "moby-dick | sotu | none")
     .option("--vae <dir>", "use the VAE in this folder instead of training one")
     .option("--vae-steps <n>", "VAE training steps", (v) => parsePositiveInt(v, "--vae-steps"))

@@ -76,11 +76,13 @@ function preset(vocab: number, dim: number, layers: number, heads: number): Tran
 }
 
 /**
- * Named presets. `tiny` is for tests, `small` for the demo on a 2-core CPU, `paper-0.16B` the
+ * Named presets. `tiny` is for tests, `demo` for the 20-minute demo on a 2-core CPU, `small`
+ * and `base` for longer runs, `paper-0.16B` the
  * paper's smallest size (validates; far too large to train here).
  */
 export const PRESETS: Record<string, () => TransfusionConfig> = {
   tiny: () => preset(512, 64, 2, 4),
+  demo: () => ({ ...preset(512, 192, 4, 4), patchSize: 2 }),
   small: () => preset(1024, 256, 6, 4),
   base: () => preset(4096, 384, 8, 6),
   "paper-0.16B": () => ({

@@ -55,6 +55,15 @@ export function defaultMultipliers(levels: number): number[] {
  * field (prefixed by `where`) that is wrong.
  */
 export function vaeConfig(partial: Partial<VaeConfig> = {}, where = "vae config"): VaeConfig {
+  const int = (field: keyof VaeConfig, v: unknown, min: number, max: number) => {
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+      throw new Error(
+        `${where}: field "${field}" must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`,
+      );
+    }
+  };
+  // Checked before it sizes the default multipliers.
+  int("levels", partial.levels ?? 2, 0, 6);
   const levels = partial.levels ?? 2;
   const cfg: VaeConfig = {
     imageChannels: partial.imageChannels ?? 3,
@@ -65,20 +74,12 @@ export function vaeConfig(partial: Partial<VaeConfig> = {}, where = "vae config"
     resBlocksPerLevel: partial.resBlocksPerLevel ?? 1,
     groups: partial.groups ?? 8,
   };
-  const int = (field: keyof VaeConfig, v: unknown, min: number, max: number) => {
-    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
-      throw new Error(
-        `${where}: field "${field}" must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`,
-      );
-    }
-  };
   if (cfg.imageChannels !== 1 && cfg.imageChannels !== 3) {
     throw new Error(
       `${where}: field "imageChannels" must be 1 or 3, got ${JSON.stringify(cfg.imageChannels)}`,
     );
   }
   int("latentChannels", cfg.latentChannels, 1, 64);
-  int("levels", cfg.levels, 0, 6);
   int("baseChannels", cfg.baseChannels, 1, 1024);
   int("resBlocksPerLevel", cfg.resBlocksPerLevel, 0, 8);
   int("groups", cfg.groups, 1, 1024);
@@ -383,6 +384,10 @@ export function loadVae(dir: string): Vae {
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw new Error(`${file}: metadata field "__metadata__.config" must be a JSON object`);
+  }
+  // Every field must be stored: a default filled in here could silently mismatch the weights.
+  for (const key of Object.keys(vaeConfig())) {
+    if (!(key in parsed)) throw new Error(`${file}: __metadata__.config: missing field "${key}"`);
   }
   const config = vaeConfig(parsed as Partial<VaeConfig>, `${file}: __metadata__.config`);
   const factor = (key: string, positive: boolean): number => {

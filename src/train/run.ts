@@ -6,7 +6,12 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { trainBpe } from "../data/bpe-train.js";
-import { type DatasetOptions, getDataset, getTextCorpus, type ShapesDifficulty } from "../data/datasets/index.js";
+import {
+  type DatasetOptions,
+  getDataset,
+  getTextCorpus,
+  type ShapesDifficulty,
+} from "../data/datasets/index.js";
 import type { ImageTextDataset } from "../data/datasets/types.js";
 import { loadDocuments } from "../data/documents.js";
 import { writeImageGrid } from "../data/grid.js";
@@ -146,8 +151,9 @@ async function loadData(o: RunOptions): Promise<Prepared> {
 
 /** Returns the dataset options a run passes to getDataset. */
 function datasetOptions(o: RunOptions): DatasetOptions {
+  // 32 px for every dataset unless asked otherwise (MNIST's 28 px would not divide into patches).
   return {
-    ...(o.imageSize ? { imageSize: o.imageSize } : {}),
+    imageSize: o.imageSize ?? 32,
     ...(o.shapesDifficulty ? { difficulty: o.shapesDifficulty } : {}),
   };
 }

@@ -2,7 +2,12 @@
 // the text:image ratio, and layouts that keep documents whole.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { DEFAULT_MIXER, type MixerOptions, mixBatch, templateDocument } from "../../src/data/mixer.js";
+import {
+  DEFAULT_MIXER,
+  type MixerOptions,
+  mixBatch,
+  templateDocument,
+} from "../../src/data/mixer.js";
 import { validateLayout } from "../../src/model/layout.js";
 import { Rng } from "../../src/tensor/rng.js";
 
@@ -66,7 +71,10 @@ test("text and image positions follow the configured ratio", () => {
       }
     }
     const measured = text / image;
-    assert.ok(Math.abs(measured - ratio) / ratio < 0.35, `ratio ${ratio}: measured ${measured.toFixed(2)}`);
+    assert.ok(
+      Math.abs(measured - ratio) / ratio < 0.35,
+      `ratio ${ratio}: measured ${measured.toFixed(2)}`,
+    );
   }
 });
 

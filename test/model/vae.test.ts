@@ -221,6 +221,11 @@ describe("checkpoint", () => {
       m["config"] = JSON.stringify({ ...JSON.parse(m["config"]!), levels: "two" });
     });
     assert.match(msg, /vae\.safetensors: __metadata__\.config: field "levels" must be an integer/);
+    const missing = message((_, m) => {
+      const { groups: _groups, ...rest } = JSON.parse(m["config"]!);
+      m["config"] = JSON.stringify(rest);
+    });
+    assert.match(missing, /__metadata__\.config: missing field "groups"/);
     const mismatched = message((_, m) => {
       m["config"] = JSON.stringify({ ...JSON.parse(m["config"]!), latentChannels: 4 });
     });

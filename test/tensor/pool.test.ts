@@ -12,7 +12,16 @@ import { availableBackends, withBackend } from "../helpers.js";
 function losses(useArena: boolean): number[] {
   const rng = new Rng(2);
   const model = new TransformerLM(
-    { vocab: 16, dim: 16, layers: 2, heads: 2, mlpHidden: 32, mlp: "swiglu", norm: "rms", ropeTheta: 10000 },
+    {
+      vocab: 16,
+      dim: 16,
+      layers: 2,
+      heads: 2,
+      mlpHidden: 32,
+      mlp: "swiglu",
+      norm: "rms",
+      ropeTheta: 10000,
+    },
     rng,
   );
   const ids = Int32Array.from({ length: 24 }, () => rng.int(16));
