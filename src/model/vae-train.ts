@@ -3,7 +3,8 @@
  * cosine decay), reconstruction grids along the way, held-out PSNR at the end, then the
  * latent scaling factor and the checkpoint. Also the latent cache Transfusion training reads.
  */
-import { join } from "node:path";
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { type DatasetOptions, getDataset } from "../data/datasets/index.js";
 import type { ImageTextDataset, SplitName } from "../data/datasets/types.js";
 import { writeImageGrid } from "../data/grid.js";
@@ -191,20 +192,9 @@ export async function trainVae(options: TrainVaeOptions): Promise<TrainVaeResult
   const noiseRng = new Rng((o.seed ^ 0xa11ce) >>> 0);
   const params = vae.parameters();
   // β2 = 0.99 and no weight decay: a small conv net trained briefly, not the paper's transformer.
-  const opt = new AdamW(
-    vae.namedParameters().map(([, p]) => ({ param: p, decay: false })),
-    {
-      lr: o.lr,
-      beta2: 0.99,
-      weightDecay: 0,
-    },
-  );
-  const schedule = {
-    maxLr: o.lr,
-    minLr: o.lr / 10,
-    warmupSteps: Math.ceil(steps * 0.05),
-    totalSteps: steps,
-  };
+  const opt = new AdamW(params, { lr: o.lr, beta2: 0.99, weightDecay: 0 });
+  const warmupSteps = Math.ceil(steps * 0.05);
+  const schedule = { maxLr: o.lr, minLr: o.lr / 10, warmupSteps, totalSteps: steps };
   const gridImages = firstImages(data.test, 8);
   const files: string[] = [];
   const writeGrid = async (name: string) => {
@@ -396,6 +386,7 @@ export function cacheLatents(
     shiftFactor: vae.shiftFactor,
   };
   if (opts.path) {
+    mkdirSync(dirname(opts.path), { recursive: true });
     writeSafetensorsFile(
       opts.path,
       { latents: { shape: [...cache.shape], data } },

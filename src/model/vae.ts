@@ -203,6 +203,7 @@ class VaeDecoder extends Module {
 /** Default batch for the no-grad convenience calls: bounded memory, still BLAS-sized. */
 const INFERENCE_BATCH = 64;
 
+/** The KL-VAE: parameters under "encoder." and "decoder.", plus the latent scaling factors. */
 export class Vae extends Module {
   readonly config: VaeConfig;
   readonly encoder: VaeEncoder;

@@ -272,7 +272,7 @@ test("cached latents round-trip through their file", async () => {
   const vae = new Vae(TINY, new Rng(12));
   vae.scalingFactor = 2;
   const ds = await getDataset("shapes", { imageSize: 16 });
-  const path = join(tempDir(), "latents.safetensors");
+  const path = join(tempDir(), "cache", "latents.safetensors");
   const cache = cacheLatents(vae, ds, "test", { limit: 10, batchSize: 4, path });
   assert.deepEqual(cache.shape, [10, 4, 4, 4]);
   const expected = vae.encodeLatents(
