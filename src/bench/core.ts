@@ -83,8 +83,17 @@ export function runCoreBench(opts: CoreBenchOptions = {}): CoreBenchResult {
   const progress = opts.onProgress ?? (() => {});
   const sgemmN = opts.sgemmN ?? (isJs ? 256 : 1024);
   progress(`sgemm ${sgemmN}³ on ${be.name}`);
-  const sgemmGflops = measureSgemm(sgemmN, isJs ? 3 : 7);
-  const direct = isJs ? null : nativeSgemmDirectGflops(sgemmN, 7);
+  // This machine is shared and its speed drifts: measure ours and OpenBLAS-from-C alternately,
+  // and keep each one's best median, so neither the ratio nor MFU rests on one unlucky window.
+  const ours: number[] = [];
+  const directs: number[] = [];
+  for (let round = 0; round < (isJs ? 1 : 3); round++) {
+    ours.push(measureSgemm(sgemmN, isJs ? 3 : 7));
+    const d = isJs ? null : nativeSgemmDirectGflops(sgemmN, 7);
+    if (d !== null) directs.push(d);
+  }
+  const sgemmGflops = Math.max(...ours);
+  const direct = directs.length ? Math.max(...directs) : null;
 
   const rng = new Rng(1234);
   const model = new TransformerLM(

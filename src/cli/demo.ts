@@ -21,7 +21,7 @@ export function registerDemo(program: Command): void {
     program
       .command("demo")
       .description(
-        "the main job: train on the built-in shapes data (about 20 minutes on 2 cores), then generate images from held-out captions and caption held-out images; running again resumes",
+        "the main job: train on the built-in shapes data (8–15 minutes on 2 cores), then generate images from held-out captions and caption held-out images; running again resumes",
       )
       .option("--out <dir>", "run folder", "runs/demo")
       .option(
@@ -84,9 +84,10 @@ export function registerDemo(program: Command): void {
       ev.captions.slice(0, shown).map((c) => c.image),
       {
         columns: 6,
+        // The model's caption under each image; a wrong one is marked and followed by the truth.
         captions: ev.captions
           .slice(0, shown)
-          .map((c) => `true: ${c.truth} / model: ${c.generated}`),
+          .map((c) => (c.ok ? c.generated : `x ${c.generated} (true: ${c.truth})`)),
       },
     );
     const minutes = (Date.now() - t0) / 60000;

@@ -73,6 +73,8 @@ export class TransfusionPipeline {
     readonly tokenizer: Tokenizer,
     readonly vae: Vae,
     readonly source = "(in memory)",
+    /** Sequence length the model was trained on; longer prompts are refused. */
+    readonly contextLength: number | null = null,
   ) {
     this.special = {
       boiId: tokenizer.boiId,
@@ -109,7 +111,9 @@ export class TransfusionPipeline {
     const model = new Transfusion(config, new Rng(0));
     const weights = join(found, MODEL_FILE);
     loadModuleTensors(model, readSafetensorsFile(weights), weights);
-    return new TransfusionPipeline(model, tokenizer, vae, found);
+    const mixer = raw.mixer as { seqLen?: unknown } | undefined;
+    const ctx = typeof mixer?.seqLen === "number" ? mixer.seqLen : null;
+    return new TransfusionPipeline(model, tokenizer, vae, found, ctx);
   }
 
   get config(): TransfusionConfig {
@@ -140,6 +144,20 @@ export class TransfusionPipeline {
     );
   }
 
+  /** Throws if a prompt plus what must follow it exceeds the trained context. */
+  private checkContext(prompts: readonly TokenDocument[], extra: number): void {
+    if (this.contextLength === null) return;
+    const n = (this.config.latentSize / this.config.patchSize) ** 2;
+    prompts.forEach((p, i) => {
+      const len = p.segments.reduce((s, g) => s + ("text" in g ? g.text.length : n + 2), 0);
+      if (len + extra > this.contextLength!) {
+        throw new Error(
+          `prompt ${i} needs ${len} positions (+${extra} to generate), longer than the context of ${this.contextLength} the model was trained with`,
+        );
+      }
+    });
+  }
+
   private sampler(o: ImageOptions) {
     const schedule = cosineSchedule({ T: this.config.diffusionSteps });
     const kind =
@@ -160,6 +178,7 @@ export class TransfusionPipeline {
     const prompts: TokenDocument[] = captions.map((c) => ({
       segments: c ? [{ text: this.tokenizer.encode(c) }] : [],
     }));
+    this.checkContext(prompts, (this.config.latentSize / this.config.patchSize) ** 2 + 2);
     const rows = generateBatch(this.model, prompts, new Float32Array(0), this.special, {
       sampling: GREEDY,
       maxNewTokens: 1,

@@ -74,6 +74,10 @@ test("train on a JSONL file, resume, then generate and caption from the checkpoi
   const { images } = p.textToImage(["a large red circle", ""], { steps: 3, guidanceScale: 2 });
   assert.equal(images.length, 2);
   assert.equal(images[0]!.width, 32);
+  assert.throws(
+    () => p.textToImage(["a large red circle ".repeat(40)]),
+    /longer than the context of 64/,
+  );
   const captions = p.caption(images, 4);
   assert.equal(captions.length, 2);
   assert.equal(typeof captions[0], "string");

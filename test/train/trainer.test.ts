@@ -125,3 +125,12 @@ test("a failed checkpoint write leaves the previous checkpoint intact", () => {
   assert.equal(existsSync(`${dir}.tmp`), false);
   assert.equal(resolveCheckpointDir(dir), dir);
 });
+
+test("a Transfusion training run's resident memory stays flat after warm-up", async () => {
+  const t = makeTrainer(null, settings({ steps: 400 }));
+  for (let i = 0; i < 50; i++) t.trainer.trainStep();
+  const before = process.memoryUsage.rss();
+  for (let i = 0; i < 350; i++) t.trainer.trainStep();
+  const growthMb = (process.memoryUsage.rss() - before) / 2 ** 20;
+  assert.ok(growthMb < 40, `RSS grew by ${growthMb.toFixed(1)} MB over 350 steps`);
+});
