@@ -1,0 +1,86 @@
+// The command line as a user meets it: help for every command, clear errors with a non-zero
+// exit, and Ctrl-C during training that checkpoints and exits cleanly.
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+
+const BIN = join(import.meta.dirname, "..", "..", "bin", "transfusion.js");
+const built = existsSync(join(import.meta.dirname, "..", "..", "dist", "cli", "main.js"));
+const skip = built ? false : "dist/ not built (npm run build)";
+
+function run(args: string[]) {
+  return spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", timeout: 60_000 });
+}
+
+test("every command has help", { skip }, () => {
+  for (const cmd of [
+    [],
+    ["demo"],
+    ["train"],
+    ["generate"],
+    ["caption"],
+    ["vae", "train"],
+    ["vae", "eval"],
+    ["bench", "core"],
+    ["bench", "train"],
+    ["bench", "sample"],
+  ]) {
+    const r = run([...cmd, "--help"]);
+    assert.equal(r.status, 0, `${cmd.join(" ")} --help exited ${r.status}`);
+    assert.match(r.stdout, /Usage: transfusion/);
+  }
+});
+
+test("bad input ends with a one-line message and a non-zero exit", { skip }, () => {
+  const missing = run(["generate", "--checkpoint", "/nonexistent/ckpt", "a red circle"]);
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /^transfusion: \/nonexistent\/ckpt: no checkpoint here/m);
+  const badFlag = run(["train", "--steps", "zero"]);
+  assert.notEqual(badFlag.status, 0);
+  assert.match(badFlag.stderr, /--steps must be a positive integer/);
+  const badData = run(["train", "--data", "nope", "--out", join(tmpdir(), "tf-nope")]);
+  assert.equal(badData.status, 1);
+  assert.match(badData.stderr, /unknown dataset 'nope'/);
+});
+
+test("Ctrl-C during training saves a checkpoint and exits cleanly", {
+  skip,
+  timeout: 120_000,
+}, async () => {
+  const out = join(mkdtempSync(join(tmpdir(), "tf-sigint-")), "run");
+  const args = [
+    "train",
+    "--preset",
+    "tiny",
+    "--out",
+    out,
+    "--steps",
+    "100000",
+    "--vae-steps",
+    "5",
+    "--max-images",
+    "200",
+    "--sample-every",
+    "0",
+  ];
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => {
+    stdout += d;
+  });
+  const code = await new Promise<number | null>((resolve) => {
+    child.stderr.on("data", (d) => {
+      stderr += d;
+      if (/train \[/.test(stderr) && !child.killed) child.kill("SIGINT");
+    });
+    child.on("exit", (c) => resolve(c));
+  });
+  assert.equal(code, 0, stderr);
+  assert.match(stdout, /interrupted at step \d+; run the same command to resume/);
+  assert.ok(existsSync(join(out, "checkpoint", "model.safetensors")));
+  assert.ok(existsSync(join(out, "checkpoint", "train_state.safetensors")));
+});
