@@ -20,13 +20,13 @@ export { cosineSchedule, linearSchedule, NoiseSchedule } from "./diffusion/sched
 export { evaluateShapes } from "./eval/shapes.js";
 export { generateBatch } from "./generate/generate.js";
 export { TransfusionPipeline } from "./generate/pipeline.js";
+export { loadVae, saveVae } from "./io/vae-files.js";
 // model
 export { makeConfig, PRESETS, type TransfusionConfig, validateConfig } from "./model/config.js";
 export { buildMask, type SequenceLayout } from "./model/layout.js";
 export { type TransfusionBatch, transfusionLoss } from "./model/loss.js";
 export { Transfusion } from "./model/transfusion.js";
-export { loadVae, saveVae, Vae } from "./model/vae.js";
-export { trainVae } from "./model/vae-train.js";
+export { Vae } from "./model/vae.js";
 export { Conv2d, Embedding, GroupNorm, LayerNorm, Linear, RMSNorm } from "./nn/layers.js";
 export { TransformerLM } from "./nn/lm.js";
 // modules
@@ -49,3 +49,4 @@ export { type RunOptions, runTraining } from "./train/run.js";
 export { loadRunConfig, RUN_PRESETS } from "./train/run-config.js";
 // training and generation
 export { DEFAULT_TRAIN, Trainer, type TrainSettings } from "./train/trainer.js";
+export { trainVae } from "./train/vae-train.js";

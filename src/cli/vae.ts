@@ -1,14 +1,14 @@
 /** `transfusion vae …`: train the image VAE and measure its reconstructions. */
 import type { Command } from "commander";
 import { DATASET_NAMES, getDataset } from "../data/datasets/index.js";
-import { loadVae } from "../model/vae.js";
+import { loadVae } from "../io/vae-files.js";
+import { setBackend } from "../tensor/backends/index.js";
 import {
   type ReconLoss,
   reconstructionPsnr,
   trainVae,
   VAE_TRAIN_DEFAULTS,
-} from "../model/vae-train.js";
-import { setBackend } from "../tensor/backends/index.js";
+} from "../train/vae-train.js";
 import { parseBackend, parsePositiveInt } from "./bench.js";
 import { endProgress, fmt, printJson, progressLine, table } from "./output.js";
 

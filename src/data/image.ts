@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import sharp from "sharp";
+import { Tensor } from "../tensor/tensor.js";
 
 /** An 8-bit image: `data[(y * width + x) * channels + c]`, row-major, channels interleaved. */
 export interface Image {
@@ -247,4 +248,21 @@ export function floatToImage(chw: ArrayLike<number>, channels: 1 | 3, h: number,
     }
   }
   return img;
+}
+
+/** Returns images (all the same shape) as one tensor [N, C, H, W] in [−1, 1]. */
+export function imagesToTensor(images: readonly Image[]): Tensor {
+  if (images.length === 0) throw new Error("imagesToTensor: no images");
+  const { width, height, channels } = images[0]!;
+  const per = width * height * channels;
+  const out = new Float32Array(images.length * per);
+  images.forEach((img, i) => {
+    if (img.width !== width || img.height !== height || img.channels !== channels) {
+      throw new Error(
+        `imagesToTensor: image ${i} is ${img.width}×${img.height}×${img.channels}, not ${width}×${height}×${channels}`,
+      );
+    }
+    out.set(imageToFloat(img), i * per);
+  });
+  return new Tensor(out, [images.length, channels, height, width]);
 }

@@ -4,8 +4,9 @@
  * guidance), image first 20% (its timestep capped at 500), and text-only documents added until
  * text and image positions reach the configured ratio.
  */
-import type { TransfusionBatch } from "../model/loss.js";
+
 import type { Rng } from "../tensor/rng.js";
+import type { TransfusionBatch } from "./layout.js";
 import { documentLength, type PackOptions, packDocuments, type TokenDocument } from "./pack.js";
 
 export interface MixerOptions {

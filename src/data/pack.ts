@@ -2,7 +2,7 @@
  * Packing token documents into fixed-length rows and computing the sequence layout the model
  * reads: token ids, LM targets, document ids, RoPE positions and image spans.
  */
-import type { ImageSpan, SequenceLayout } from "../model/layout.js";
+import type { ImageSpan, SequenceLayout } from "./layout.js";
 
 /** A document after tokenisation: text runs and image slots in order. */
 export type Segment =

@@ -13,9 +13,8 @@
 import type { TokenDocument } from "../data/pack.js";
 import { guide, type Sampler } from "../diffusion/samplers.js";
 import type { Transfusion } from "../model/transfusion.js";
-import { Rng } from "../tensor/rng.js";
+import { mixSeed, Rng } from "../tensor/rng.js";
 import { Tensor } from "../tensor/tensor.js";
-import { stepSeed } from "../train/trainer.js";
 import { DecodeState, type SpecialIds } from "./cache.js";
 import { checkSampling, sampleToken, type TextSampling } from "./sampling.js";
 
@@ -87,7 +86,7 @@ export function generateBatch(
   let logits = state.prefill(rows, allLatents, special);
   const rngs = Array.from(
     { length: B },
-    (_, i) => new Rng(stepSeed(opts.seed, (opts.firstSample ?? 0) + i, 11)),
+    (_, i) => new Rng(mixSeed(opts.seed, (opts.firstSample ?? 0) + i, 11)),
   );
   const V = c.vocab;
   const stop = new Set(opts.stopTokens ?? [special.eodId]);

@@ -4,17 +4,11 @@
  */
 import { join } from "node:path";
 import type { Document } from "../data/documents.js";
-import { floatToImage, type Image } from "../data/image.js";
+import { floatToImage, type Image, imagesToTensor } from "../data/image.js";
 import type { Segment, TokenDocument } from "../data/pack.js";
 import { Tokenizer } from "../data/tokenizer.js";
 import { createSampler, type SamplerKind } from "../diffusion/config.js";
 import { cosineSchedule } from "../diffusion/schedule.js";
-import { type TransfusionConfig, validateConfig } from "../model/config.js";
-import { Transfusion } from "../model/transfusion.js";
-import { loadVae, type Vae } from "../model/vae.js";
-import { imagesToTensor } from "../model/vae-train.js";
-import { Rng } from "../tensor/rng.js";
-import { Tensor } from "../tensor/tensor.js";
 import {
   CHECKPOINT_FORMAT,
   CHECKPOINT_VERSION,
@@ -25,7 +19,13 @@ import {
   readSafetensorsFile,
   resolveCheckpointDir,
   TOKENIZER_FILE,
-} from "../train/checkpoint.js";
+} from "../io/checkpoint.js";
+import { loadVae } from "../io/vae-files.js";
+import { type TransfusionConfig, validateConfig } from "../model/config.js";
+import { Transfusion } from "../model/transfusion.js";
+import type { Vae } from "../model/vae.js";
+import { Rng } from "../tensor/rng.js";
+import { Tensor } from "../tensor/tensor.js";
 import type { SpecialIds } from "./cache.js";
 import { type GeneratedRow, generateBatch } from "./generate.js";
 import { GREEDY, type TextSampling } from "./sampling.js";

@@ -4,6 +4,8 @@
  * over all latent elements, then the mean over the images that diffuse. With the flow objective
  * (config `objective: "flow"`) the same reduction is taken against the velocity ε − x0.
  */
+
+import type { TransfusionBatch } from "../data/layout.js";
 import { flowInterpolate, flowTimestep, flowVelocityTarget } from "../diffusion/flow.js";
 import { addNoise } from "../diffusion/noise.js";
 import type { NoiseSchedule } from "../diffusion/schedule.js";
@@ -13,16 +15,12 @@ import { sum } from "../tensor/ops/reduce.js";
 import type { Rng } from "../tensor/rng.js";
 import { Tensor } from "../tensor/tensor.js";
 import type { TransfusionConfig } from "./config.js";
-import type { SequenceLayout } from "./layout.js";
+
+export type { TransfusionBatch } from "../data/layout.js";
+
 import type { Transfusion } from "./transfusion.js";
 
 type Objective = TransfusionConfig["objective"];
-
-export interface TransfusionBatch {
-  layout: SequenceLayout;
-  /** Clean latents [N, C, H, W] flattened, one per layout image, in order. */
-  latents: Float32Array;
-}
 
 export interface LossParts {
   /** The differentiable total L_LM + λ·L_DDPM. */

@@ -114,3 +114,14 @@ export class Rng {
 function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
 }
+
+/** Returns a 32-bit seed mixing (seed, step, stream). */
+export function mixSeed(seed: number, step: number, stream: number): number {
+  let h = (seed ^ 0x9e3779b9) >>> 0;
+  for (const v of [step, stream]) {
+    h = Math.imul(h ^ v, 0x85ebca6b) >>> 0;
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
+    h = (h ^ (h >>> 16)) >>> 0;
+  }
+  return h;
+}

@@ -5,8 +5,8 @@
  * Unknown or invalid fields are errors that name the field.
  */
 import { DEFAULT_MIXER, type MixerOptions } from "../data/mixer.js";
+import { readJson } from "../io/checkpoint.js";
 import { makeConfig, type TransfusionConfig } from "../model/config.js";
-import { readJson } from "./checkpoint.js";
 import type { RunOptions } from "./run.js";
 import { DEFAULT_TRAIN, type TrainSettings } from "./trainer.js";
 

@@ -15,8 +15,7 @@ import {
 import type { ImageTextDataset } from "../data/datasets/types.js";
 import { loadDocuments } from "../data/documents.js";
 import { writeImageGrid } from "../data/grid.js";
-import type { Image } from "../data/image.js";
-import { writePng } from "../data/image.js";
+import { type Image, imagesToTensor, writePng } from "../data/image.js";
 import {
   DEFAULT_MIXER,
   type DocumentTemplate,
@@ -27,11 +26,6 @@ import { documentLength } from "../data/pack.js";
 import { Tokenizer } from "../data/tokenizer.js";
 import { cosineSchedule } from "../diffusion/schedule.js";
 import { TransfusionPipeline } from "../generate/pipeline.js";
-import { makeConfig, type TransfusionConfig } from "../model/config.js";
-import { Transfusion } from "../model/transfusion.js";
-import { loadVae, saveVae, type Vae } from "../model/vae.js";
-import { imagesToTensor, type TrainVaeOptions, trainVae } from "../model/vae-train.js";
-import { Rng } from "../tensor/rng.js";
 import {
   CHECKPOINT_FORMAT,
   CHECKPOINT_VERSION,
@@ -40,7 +34,12 @@ import {
   resolveCheckpointDir,
   TOKENIZER_FILE,
   writeJson,
-} from "./checkpoint.js";
+} from "../io/checkpoint.js";
+import { loadVae, saveVae } from "../io/vae-files.js";
+import { makeConfig, type TransfusionConfig } from "../model/config.js";
+import { Transfusion } from "../model/transfusion.js";
+import type { Vae } from "../model/vae.js";
+import { Rng } from "../tensor/rng.js";
 import { chartSvg, renderChart } from "./plot.js";
 import {
   DEFAULT_TRAIN,
@@ -49,6 +48,7 @@ import {
   Trainer,
   type TrainSettings,
 } from "./trainer.js";
+import { type TrainVaeOptions, trainVae } from "./vae-train.js";
 
 export interface RunOptions {
   /** A dataset name (shapes, mnist, fashion-mnist, emoji) or a JSONL document file. */

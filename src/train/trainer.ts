@@ -7,12 +7,6 @@
  */
 import { join } from "node:path";
 import type { NoiseSchedule } from "../diffusion/schedule.js";
-import { type TransfusionBatch, transfusionLoss } from "../model/loss.js";
-import type { Transfusion } from "../model/transfusion.js";
-import { backend } from "../tensor/backends/index.js";
-import { AdamW, clipFactor, cosineLr } from "../tensor/optim.js";
-import { withArena } from "../tensor/pool.js";
-import { Rng } from "../tensor/rng.js";
 import {
   loadModuleTensors,
   loadOptimizerTensors,
@@ -24,7 +18,13 @@ import {
   resolveCheckpointDir,
   TRAIN_STATE_FILE,
   writeSafetensorsFile,
-} from "./checkpoint.js";
+} from "../io/checkpoint.js";
+import { type TransfusionBatch, transfusionLoss } from "../model/loss.js";
+import type { Transfusion } from "../model/transfusion.js";
+import { backend } from "../tensor/backends/index.js";
+import { AdamW, clipFactor, cosineLr } from "../tensor/optim.js";
+import { withArena } from "../tensor/pool.js";
+import { Rng, mixSeed as stepSeed } from "../tensor/rng.js";
 
 export interface TrainSettings {
   steps: number;
@@ -89,17 +89,6 @@ export interface TrainerOptions {
   onCheckpoint?: (dir: string, step: number) => void;
   /** Polled between steps; true saves a checkpoint and stops. */
   shouldStop?: () => boolean;
-}
-
-/** Returns a 32-bit seed mixing (seed, step, stream). */
-export function stepSeed(seed: number, step: number, stream: number): number {
-  let h = (seed ^ 0x9e3779b9) >>> 0;
-  for (const v of [step, stream]) {
-    h = Math.imul(h ^ v, 0x85ebca6b) >>> 0;
-    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
-    h = (h ^ (h >>> 16)) >>> 0;
-  }
-  return h;
 }
 
 export class Trainer {
@@ -302,4 +291,4 @@ export function loadWeights(model: Transfusion, weights: Map<string, Float32Arra
   }
 }
 
-export { loadModuleTensors };
+export { loadModuleTensors, stepSeed };

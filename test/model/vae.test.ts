@@ -8,19 +8,20 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { getDataset } from "../../src/data/datasets/index.js";
 import type { Image } from "../../src/data/image.js";
-import { loadVae, saveVae, Vae, type VaeConfig, vaeConfig } from "../../src/model/vae.js";
-import {
-  cacheLatents,
-  imagesToTensor,
-  loadLatentCache,
-  reconstructionPsnr,
-  setLatentScaling,
-  trainVae,
-} from "../../src/model/vae-train.js";
+import { imagesToTensor } from "../../src/data/image.js";
+import { loadVae, saveVae } from "../../src/io/vae-files.js";
+import { Vae, type VaeConfig, vaeConfig } from "../../src/model/vae.js";
 import { abs, add, mean, sub } from "../../src/tensor/ops/index.js";
 import { Rng } from "../../src/tensor/rng.js";
 import { readSafetensorsFile, writeSafetensorsFile } from "../../src/tensor/safetensors.js";
 import { randn } from "../../src/tensor/tensor.js";
+import {
+  cacheLatents,
+  loadLatentCache,
+  reconstructionPsnr,
+  setLatentScaling,
+  trainVae,
+} from "../../src/train/vae-train.js";
 
 const TINY: Partial<VaeConfig> = { baseChannels: 8, groups: 4, levels: 2 };
 const dirs: string[] = [];

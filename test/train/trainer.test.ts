@@ -6,12 +6,12 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { packDocuments, type TokenDocument } from "../../src/data/pack.js";
 import { cosineSchedule } from "../../src/diffusion/schedule.js";
+import { replaceFolder, resolveCheckpointDir } from "../../src/io/checkpoint.js";
 import { makeConfig } from "../../src/model/config.js";
 import type { TransfusionBatch } from "../../src/model/loss.js";
 import { Transfusion } from "../../src/model/transfusion.js";
 import type { Rng } from "../../src/tensor/rng.js";
 import { Rng as R } from "../../src/tensor/rng.js";
-import { replaceFolder, resolveCheckpointDir } from "../../src/train/checkpoint.js";
 import { DEFAULT_TRAIN, Trainer, type TrainSettings } from "../../src/train/trainer.js";
 
 const cfg = makeConfig("tiny", {

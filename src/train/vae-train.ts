@@ -8,13 +8,14 @@ import { dirname, join } from "node:path";
 import { type DatasetOptions, getDataset } from "../data/datasets/index.js";
 import type { ImageTextDataset, SplitName } from "../data/datasets/types.js";
 import { writeImageGrid } from "../data/grid.js";
-import { checkImage, floatToImage, type Image, imageToFloat } from "../data/image.js";
+import { checkImage, floatToImage, type Image, imagesToTensor } from "../data/image.js";
+import { saveVae } from "../io/vae-files.js";
+import { Vae, type VaeConfig } from "../model/vae.js";
 import { abs, add, affine, exp, mean, square, sub } from "../tensor/ops/index.js";
 import { AdamW, clipFactor, cosineLr } from "../tensor/optim.js";
 import { Rng } from "../tensor/rng.js";
 import { readSafetensorsFile, writeSafetensorsFile } from "../tensor/safetensors.js";
-import { Tensor } from "../tensor/tensor.js";
-import { saveVae, Vae, type VaeConfig } from "./vae.js";
+import type { Tensor } from "../tensor/tensor.js";
 
 export type ReconLoss = "l1" | "l2";
 
@@ -141,23 +142,6 @@ function checkInt(name: string, v: number, min: number): number {
   if (!Number.isInteger(v) || v < min)
     throw new Error(`trainVae: ${name} must be an integer ≥ ${min}, got ${v}`);
   return v;
-}
-
-/** Returns images (all the same shape) as one tensor [N, C, H, W] in [−1, 1]. */
-export function imagesToTensor(images: readonly Image[]): Tensor {
-  if (images.length === 0) throw new Error("imagesToTensor: no images");
-  const { width, height, channels } = images[0]!;
-  const per = width * height * channels;
-  const out = new Float32Array(images.length * per);
-  images.forEach((img, i) => {
-    if (img.width !== width || img.height !== height || img.channels !== channels) {
-      throw new Error(
-        `imagesToTensor: image ${i} is ${img.width}×${img.height}×${img.channels}, not ${width}×${height}×${channels}`,
-      );
-    }
-    out.set(imageToFloat(img), i * per);
-  });
-  return new Tensor(out, [images.length, channels, height, width]);
 }
 
 /** Returns `count` images of a source: the first `count`, or all when it holds fewer. */
