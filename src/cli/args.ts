@@ -1,4 +1,5 @@
 /** Flag parsers shared by the commands; each error names the flag. */
+import type { BackendName } from "../tensor/backends/index.js";
 
 /** Returns an integer ≥ 0 parsed from a flag value. */
 export function parseNonNegativeInt(v: string, flag: string): number {
@@ -12,4 +13,19 @@ export function parseNumber(v: string, flag: string): number {
   const n = Number(v);
   if (!Number.isFinite(n)) throw new Error(`${flag} must be a number, got "${v}"`);
   return n;
+}
+
+/** Returns a positive integer parsed from a flag value, or throws naming the flag. */
+export function parsePositiveInt(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new Error(`${flag} must be a positive integer, got "${v}"`);
+  return n;
+}
+
+/** Returns the backend name from a flag value, or undefined. */
+export function parseBackend(v: string | undefined): BackendName | undefined {
+  if (v === undefined) return undefined;
+  if (v !== "js" && v !== "native") throw new Error(`--backend must be js or native, got "${v}"`);
+  return v;
 }

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { runCoreBench } from "../bench/core.js";
 import { PYTORCH_PORT_SAMPLE, runSampleBench } from "../bench/sample.js";
 import { PYTORCH_PORT_TRAIN, runTrainBench } from "../bench/train.js";
-import type { BackendName } from "../tensor/backends/index.js";
+import { parseBackend, parsePositiveInt } from "./args.js";
 import { endProgress, fmt, printJson, progressLine, table } from "./output.js";
 
 export function registerBench(program: Command): void {
@@ -187,19 +187,4 @@ export function registerBench(program: Command): void {
         ]),
       );
     });
-}
-
-/** Returns a positive integer parsed from a flag value, or throws naming the flag. */
-export function parsePositiveInt(v: string, flag: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0)
-    throw new Error(`${flag} must be a positive integer, got "${v}"`);
-  return n;
-}
-
-/** Returns the backend name from a flag value, or undefined. */
-export function parseBackend(v: string | undefined): BackendName | undefined {
-  if (v === undefined) return undefined;
-  if (v !== "js" && v !== "native") throw new Error(`--backend must be js or native, got "${v}"`);
-  return v;
 }

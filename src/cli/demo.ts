@@ -11,7 +11,7 @@ import { evaluateShapes } from "../eval/shapes.js";
 import { setBackend } from "../tensor/backends/index.js";
 import { runTraining } from "../train/run.js";
 import { RUN_PRESETS } from "../train/run-config.js";
-import { parseBackend, parsePositiveInt } from "./bench.js";
+import { parseBackend, parsePositiveInt } from "./args.js";
 import { printJson } from "./output.js";
 import { formatDuration, runProgress } from "./progress.js";
 import { addRunOptions, applyRunFlags, interruptFlag } from "./train.js";

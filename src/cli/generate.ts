@@ -7,8 +7,7 @@ import { readImage, writePng } from "../data/image.js";
 import type { SamplerKind } from "../diffusion/config.js";
 import { TransfusionPipeline } from "../generate/pipeline.js";
 import { setBackend } from "../tensor/backends/index.js";
-import { parseNonNegativeInt, parseNumber } from "./args.js";
-import { parseBackend, parsePositiveInt } from "./bench.js";
+import { parseBackend, parseNonNegativeInt, parseNumber, parsePositiveInt } from "./args.js";
 import { endProgress, printJson, progressLine } from "./output.js";
 
 function parseSampler(v: string): SamplerKind {

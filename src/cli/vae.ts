@@ -9,7 +9,7 @@ import {
   trainVae,
   VAE_TRAIN_DEFAULTS,
 } from "../train/vae-train.js";
-import { parseBackend, parsePositiveInt } from "./bench.js";
+import { parseBackend, parsePositiveInt } from "./args.js";
 import { endProgress, fmt, printJson, progressLine, table } from "./output.js";
 
 /** Returns a positive finite number parsed from a flag value, or throws naming the flag. */

@@ -39,7 +39,10 @@ export interface PackedBatch {
 }
 
 /** Returns the number of positions a document takes (text, BOI + patches + EOI, EOD). */
-export function documentLength(doc: TokenDocument, opts: PackOptions): number {
+export function documentLength(
+  doc: TokenDocument,
+  opts: Pick<PackOptions, "gridH" | "gridW" | "eodId">,
+): number {
   let n = opts.eodId === undefined ? 0 : 1;
   for (const s of doc.segments) n += "text" in s ? s.text.length : opts.gridH * opts.gridW + 2;
   return n;

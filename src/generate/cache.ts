@@ -7,13 +7,12 @@
  * step, so the model only ever sees the latest x_t; the final call with the clean latent commits
  * its keys/values, and text after the image attends to those (SPEC.md §6).
  */
-import { packDocuments, type TokenDocument } from "../data/pack.js";
+import { documentLength, packDocuments, type TokenDocument } from "../data/pack.js";
 import { patchesPerImage } from "../model/config.js";
 import { buildMask } from "../model/layout.js";
 import { ropeTablesFor, type Transfusion } from "../model/transfusion.js";
 import type { LayerCache } from "../nn/transformer.js";
-import { mul } from "../tensor/ops/elementwise.js";
-import { gather, indexAdd, reshape } from "../tensor/ops/shape.js";
+import { gather, reshape } from "../tensor/ops/shape.js";
 import { withArena } from "../tensor/pool.js";
 import { noGrad, Tensor } from "../tensor/tensor.js";
 
@@ -98,9 +97,7 @@ export class DecodeState {
     const m = this.model;
     const c = m.config;
     const g = c.latentSize / c.patchSize;
-    const lens = prompts.map((p) =>
-      p.segments.reduce((s, seg) => s + ("text" in seg ? seg.text.length : g * g + 2), 0),
-    );
+    const lens = prompts.map((p) => documentLength(p, { gridH: g, gridW: g }));
     const Lp = Math.max(1, ...lens);
     this.need(Lp);
     return pooled(() => {
@@ -136,34 +133,17 @@ export class DecodeState {
         positions,
         images,
       };
-      let x = m.embed.forward(tokens);
-      let patchRows = new Int32Array(0);
-      if (images.length > 0) {
-        const n = patchesPerImage(c);
-        const per = c.latentChannels * c.latentSize * c.latentSize;
-        if (latents.length !== images.length * per) {
-          throw new Error(
-            `prefill: prompts hold ${images.length} images but ${latents.length / per} latents were given`,
-          );
-        }
-        const idx = new Int32Array(images.length * n);
-        const keep = new Float32Array(B * Lp).fill(1);
-        images.forEach((im, k) => {
-          for (let p = 0; p < n; p++) {
-            idx[k * n + p] = im.row * Lp + im.start + p;
-            keep[im.row * Lp + im.start + p] = 0;
-          }
-        });
-        const xt = new Tensor(latents, [
-          images.length,
-          c.latentChannels,
-          c.latentSize,
-          c.latentSize,
-        ]);
-        const enc = m.codec.encode(xt, new Int32Array(images.length));
-        x = indexAdd(mul(x, new Tensor(keep, [B * Lp, 1])), idx, enc.tokens);
-        patchRows = idx;
+      const per = c.latentChannels * c.latentSize * c.latentSize;
+      if (latents.length !== images.length * per) {
+        throw new Error(
+          `prefill: prompts hold ${images.length} images but ${latents.length / per} latents were given`,
+        );
       }
+      const xt = images.length
+        ? new Tensor(latents, [images.length, c.latentChannels, c.latentSize, c.latentSize])
+        : null;
+      // Prompt images are clean latents, embedded at t = 0.
+      const { x, patchIdx: patchRows } = m.embedInputs(layout, xt, new Int32Array(images.length));
       const full = buildMask(layout, c.imageAttention);
       const mask = new Uint8Array(B * Lp * this.capacity);
       for (let r = 0; r < B * Lp; r++)

@@ -10,7 +10,7 @@
  * Classifier-free guidance doubles the batch: the unconditional rows hold the prompt with its
  * text removed, as the caption-dropped training examples do.
  */
-import type { TokenDocument } from "../data/pack.js";
+import { documentLength, type TokenDocument } from "../data/pack.js";
 import { guide, type Sampler } from "../diffusion/samplers.js";
 import type { Transfusion } from "../model/transfusion.js";
 import { mixSeed, Rng } from "../tensor/rng.js";
@@ -77,10 +77,9 @@ export function generateBatch(
   const perLatent = c.latentChannels * c.latentSize * c.latentSize;
   // Text-free prompts keep their images, so the unconditional rows reuse the same latents.
   const allLatents = guided ? concatF32(promptLatents, promptLatents) : promptLatents;
-  const n = (c.latentSize / c.patchSize) ** 2;
-  const promptLen = Math.max(
-    ...rows.map((p) => p.segments.reduce((s, g) => s + ("text" in g ? g.text.length : n + 2), 0)),
-  );
+  const g = c.latentSize / c.patchSize;
+  const n = g * g;
+  const promptLen = Math.max(...rows.map((p) => documentLength(p, { gridH: g, gridW: g })));
   const capacity = opts.capacity ?? promptLen + opts.maxNewTokens + opts.maxImages * (n + 2) + 2;
   const state = new DecodeState(model, rows.length, capacity);
   let logits = state.prefill(rows, allLatents, special);

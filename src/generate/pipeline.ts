@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import type { Document } from "../data/documents.js";
 import { floatToImage, type Image, imagesToTensor } from "../data/image.js";
-import type { Segment, TokenDocument } from "../data/pack.js";
+import { documentLength, type Segment, type TokenDocument } from "../data/pack.js";
 import { Tokenizer } from "../data/tokenizer.js";
 import { createSampler, type SamplerKind } from "../diffusion/config.js";
 import { cosineSchedule } from "../diffusion/schedule.js";
@@ -147,9 +147,9 @@ export class TransfusionPipeline {
   /** Throws if a prompt plus what must follow it exceeds the trained context. */
   private checkContext(prompts: readonly TokenDocument[], extra: number): void {
     if (this.contextLength === null) return;
-    const n = (this.config.latentSize / this.config.patchSize) ** 2;
+    const g = this.config.latentSize / this.config.patchSize;
     prompts.forEach((p, i) => {
-      const len = p.segments.reduce((s, g) => s + ("text" in g ? g.text.length : n + 2), 0);
+      const len = documentLength(p, { gridH: g, gridW: g });
       if (len + extra > this.contextLength!) {
         throw new Error(
           `prompt ${i} needs ${len} positions (+${extra} to generate), longer than the context of ${this.contextLength} the model was trained with`,

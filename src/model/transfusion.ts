@@ -98,6 +98,35 @@ export class Transfusion extends Module {
   }
 
   /**
+   * Returns the input embeddings [B·T, dim] of a layout: token embeddings at text positions and
+   * the patch codec's embeddings of xt (at timesteps t) at patch positions, with the flattened
+   * patch positions in image order and the codec's skips for the decoder.
+   */
+  embedInputs(
+    layout: SequenceLayout,
+    xt: Tensor | null,
+    t: ArrayLike<number>,
+  ): { x: Tensor; patchIdx: Int32Array; skips: Tensor[] } {
+    const { batch: B, seqLen: T } = layout;
+    const x = this.embed.forward(layout.tokens);
+    if (layout.images.length === 0 || !xt) return { x, patchIdx: new Int32Array(0), skips: [] };
+    const n = patchesPerImage(this.config);
+    const patchIdx = new Int32Array(layout.images.length * n);
+    const keep = new Float32Array(B * T).fill(1);
+    layout.images.forEach((img, k) => {
+      const base = img.row * T + img.start;
+      for (let p = 0; p < n; p++) {
+        patchIdx[k * n + p] = base + p;
+        keep[base + p] = 0;
+      }
+    });
+    const enc = this.codec.encode(xt, t);
+    // Patch positions carry the patch embedding instead of the (padding) token embedding.
+    const mixed = indexAdd(mul(x, new Tensor(keep, [B * T, 1])), patchIdx, enc.tokens);
+    return { x: mixed, patchIdx, skips: enc.skips };
+  }
+
+  /**
    * Returns the text logits and image predictions for a batch laid out by `layout`, with noisy
    * latents xt [N, C, H, W] (one per layout image) at integer timesteps t.
    */
@@ -115,25 +144,7 @@ export class Transfusion extends Module {
         `Transfusion.forward: ${nImages} images in the layout but latents for ${xt ? xt.shape[0] : 0}`,
       );
     }
-    let x = this.embed.forward(layout.tokens); // [B·T, d]
-    let patchIdx = new Int32Array(0);
-    let skips: Tensor[] = [];
-    if (nImages > 0 && xt) {
-      const n = patchesPerImage(c);
-      patchIdx = new Int32Array(nImages * n);
-      const keep = new Float32Array(B * T).fill(1);
-      layout.images.forEach((img, k) => {
-        const base = img.row * T + img.start;
-        for (let p = 0; p < n; p++) {
-          patchIdx[k * n + p] = base + p;
-          keep[base + p] = 0;
-        }
-      });
-      const enc = this.codec.encode(xt, t);
-      skips = enc.skips;
-      // Patch positions carry the patch embedding instead of the (padding) token embedding.
-      x = indexAdd(mul(x, new Tensor(keep, [B * T, 1])), patchIdx, enc.tokens);
-    }
+    const { x, patchIdx, skips } = this.embedInputs(layout, xt, t);
     const { cos, sin } = this.ropeTables(layout);
     const mask = buildMask(layout, c.imageAttention);
     const modality = this.modalityOf(B * T, patchIdx);

@@ -4,6 +4,7 @@
  *    "sampleEvery", "model": {…}, "train": {…}, "mixer": {…}, "vae": {…} }`.
  * Unknown or invalid fields are errors that name the field.
  */
+import { isShapesDifficulty } from "../data/datasets/index.js";
 import { DEFAULT_MIXER, type MixerOptions } from "../data/mixer.js";
 import { readJson } from "../io/checkpoint.js";
 import { makeConfig, type TransfusionConfig } from "../model/config.js";
@@ -130,11 +131,7 @@ export function parseRunConfig(raw: unknown, base: RunConfig, source = "config")
   if (o.maxImages !== undefined) out.maxImages = int("maxImages", 1);
   if (o.sampleEvery !== undefined) out.sampleEvery = int("sampleEvery", 0);
   if (o.shapesDifficulty !== undefined) {
-    if (
-      o.shapesDifficulty !== "easy" &&
-      o.shapesDifficulty !== "medium" &&
-      o.shapesDifficulty !== "hard"
-    ) {
+    if (!isShapesDifficulty(o.shapesDifficulty)) {
       throw new Error(`${source}: field "shapesDifficulty" must be easy, medium or hard`);
     }
     out.shapesDifficulty = o.shapesDifficulty;

@@ -176,6 +176,11 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   emit({ kind: "stage", message: `loading data: ${o.data}` });
   const data = await loadData(o);
 
+  // The plain text read once: it trains the tokenizer and feeds the language-model half.
+  const corpusText = o.textCorpus
+    ? getTextCorpus(o.textCorpus).split("train").text.slice(0, 1_500_000)
+    : null;
+
   // Tokenizer: from the checkpoint when resuming, else trained on captions + corpus.
   let tokenizer: Tokenizer;
   if (existing) {
@@ -183,8 +188,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   } else {
     emit({ kind: "stage", message: `training a ${o.vocabSize}-token BPE tokenizer` });
     const texts = [...data.captions];
-    if (o.textCorpus)
-      texts.push(getTextCorpus(o.textCorpus).split("train").text.slice(0, 1_500_000));
+    if (corpusText) texts.push(corpusText);
     tokenizer = trainBpe(texts, { vocabSize: o.vocabSize });
   }
 
@@ -256,18 +260,14 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   templates?.forEach((t, i) => {
     const len = documentLength(
       { segments: t.map((p) => ("text" in p ? p : { image: p.image, t: 0 })) },
-      { seqLen: o.seqLen, ...pack },
+      pack,
     );
     if (len > o.seqLen)
       throw new Error(
         `${o.data}: document ${i + 1} needs ${len} positions; raise --seq-len above it`,
       );
   });
-  const text = o.textCorpus
-    ? Int32Array.from(
-        tokenizer.encode(getTextCorpus(o.textCorpus).split("train").text.slice(0, 1_500_000)),
-      )
-    : undefined;
+  const text = corpusText ? Int32Array.from(tokenizer.encode(corpusText)) : undefined;
   const sources = {
     captions,
     latents,

@@ -10,7 +10,7 @@ import { type ShapesOptions, shapesDataset } from "./shapes.js";
 import { sotuCorpus } from "./sotu.js";
 import type { ImageTextDataset, TextCorpus } from "./types.js";
 
-export { parseShapeCaption, type ShapesDifficulty } from "./shapes.js";
+export { isShapesDifficulty, parseShapeCaption, type ShapesDifficulty } from "./shapes.js";
 export {
   type DetectedShape,
   type ShapeDetection,

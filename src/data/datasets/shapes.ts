@@ -57,6 +57,11 @@ export const SHAPES_DIFFICULTY: Record<ShapesDifficulty, ShapesConfig> = {
   },
 };
 
+/** Returns true when `v` names a difficulty level. */
+export function isShapesDifficulty(v: unknown): v is ShapesDifficulty {
+  return typeof v === "string" && Object.hasOwn(SHAPES_DIFFICULTY, v);
+}
+
 export interface ShapesOptions {
   /** Side in pixels (default 32, at least 16). */
   imageSize?: number;
@@ -261,10 +266,10 @@ export function shapesDataset(options: ShapesOptions = {}): ImageTextDataset {
   const imageSize = checkIntOption(name, "imageSize", options.imageSize ?? 32, 16, 1024);
   const seed = checkIntOption(name, "seed", options.seed ?? 0, 0, 0xffffffff);
   const difficulty = options.difficulty ?? "medium";
-  const config = SHAPES_DIFFICULTY[difficulty];
-  if (!config) {
+  if (!isShapesDifficulty(difficulty)) {
     throw new Error(`${name}: unknown difficulty '${difficulty}' (expected easy, medium or hard)`);
   }
+  const config = SHAPES_DIFFICULTY[difficulty];
   const sizes: Record<SplitName, number> = {
     train: checkIntOption(name, "trainSize", options.trainSize ?? 50000, 1),
     test: checkIntOption(name, "testSize", options.testSize ?? 5000, 1),

@@ -3,7 +3,7 @@
 import type { BinaryOp, UnaryOp } from "../backends/backend.js";
 import { backend } from "../backends/index.js";
 import { alloc } from "../pool.js";
-import { accumulateGrad, record, type Shape, Tensor, zeros } from "../tensor.js";
+import { accumulateGrad, record, type Shape, stridesOf, Tensor, zeros } from "../tensor.js";
 import { broadcastShapes, broadcastStrides, coalesce, sameShape } from "./broadcast.js";
 
 /**
@@ -16,19 +16,9 @@ export function reduceTo(g: Float32Array, from: Shape, to: Shape): Float32Array 
   let outSize = 1;
   for (const d of to) outSize *= d;
   const out = alloc(outSize);
-  const c = coalesce(from, outStrides, contiguousStrides(from));
+  const c = coalesce(from, outStrides, stridesOf(from));
   backend().reduceSum(g, c.shape, out, c.strides[0]!, outSize);
   return out;
-}
-
-function contiguousStrides(shape: Shape): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
 }
 
 function binaryForward(op: BinaryOp, a: Tensor, b: Tensor, shape: number[]): Tensor {
@@ -115,7 +105,7 @@ export function expandTo(x: Tensor, shape: Shape): Float32Array {
   let n = 1;
   for (const d of shape) n *= d;
   const out = alloc(n);
-  const c = coalesce(shape, broadcastStrides(x.shape, shape), contiguousStrides(shape));
+  const c = coalesce(shape, broadcastStrides(x.shape, shape), stridesOf(shape));
   backend().copyStrided(x.f32, 0, c.strides[0]!, out, 0, c.strides[1]!, c.shape, false);
   return out;
 }

@@ -61,7 +61,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const aCols = a.shape[a.rank - 1]!;
   const bRows = b.shape[b.rank - 2]!;
   const bCols = b.shape[b.rank - 1]!;
-  const M = transA ? aCols : aRows;
+  const rowsA = transA ? aCols : aRows;
   const K = transA ? aRows : aCols;
   const Kb = transB ? bCols : bRows;
   const N = transB ? bRows : bCols;
@@ -72,24 +72,31 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   }
   const aBatch = a.shape.slice(0, -2);
   const bBatch = b.shape.slice(0, -2);
-  if (bBatch.length === 0 && !transA) {
-    // Fold a's batch into its rows: one big gemm (the linear-layer case).
-    return foldedMatmul(a, b, transB, M * sizeOf(aBatch), N, K, aBatch);
-  }
+  let M = rowsA;
+  let batch: number;
+  let outShape: number[];
   let sA = M * K;
   let sB = K * N;
-  const outBatch = broadcastShapes(aBatch, bBatch, "matmul");
-  const batch = sizeOf(outBatch);
-  const aShared = sizeOf(aBatch) === 1 && !sameShape(aBatch, outBatch);
-  const bShared = sizeOf(bBatch) === 1 && !sameShape(bBatch, outBatch);
-  if ((!aShared && !sameShape(aBatch, outBatch)) || (!bShared && !sameShape(bBatch, outBatch))) {
-    throw new Error(
-      `matmul: batch axes [${aBatch}] and [${bBatch}] must match or one side must have none; expand first`,
-    );
+  if (bBatch.length === 0 && !transA) {
+    // Fold a's batch into its rows: one large gemm (the linear-layer case).
+    M = rowsA * sizeOf(aBatch);
+    batch = 1;
+    outShape = [...aBatch, rowsA, N];
+  } else {
+    const outBatch = broadcastShapes(aBatch, bBatch, "matmul");
+    batch = sizeOf(outBatch);
+    const aShared = sizeOf(aBatch) === 1 && !sameShape(aBatch, outBatch);
+    const bShared = sizeOf(bBatch) === 1 && !sameShape(bBatch, outBatch);
+    if ((!aShared && !sameShape(aBatch, outBatch)) || (!bShared && !sameShape(bBatch, outBatch))) {
+      throw new Error(
+        `matmul: batch axes [${aBatch}] and [${bBatch}] must match or one side must have none; expand first`,
+      );
+    }
+    if (aShared) sA = 0;
+    if (bShared) sB = 0;
+    outShape = [...outBatch, M, N];
   }
-  if (aShared) sA = 0;
-  if (bShared) sB = 0;
-  const out = zeros([...outBatch, M, N]);
+  const out = zeros(outShape);
   const be = backend();
   batchedProduct(be, transA, transB, M, N, K, a.f32, sA, b.f32, sB, out.f32, M * N, batch);
   return record("matmul", out, [a, b], (g) => {
@@ -107,37 +114,6 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       // op(B) grad = op(A)ᵀ·G (K×N); stored Bᵀ grad = Gᵀ·op(A) (N×K).
       if (!transB) batchedProduct(be2, !transA, false, K, N, M, a.f32, sA, g, sC, gb, sB, batch);
       else batchedProduct(be2, true, transA, N, K, M, g, sC, a.f32, sA, gb, sB, batch);
-      accumulateGrad(b, gb, true);
-    }
-  });
-}
-
-/** a [..., K] · op(b) with b 2-D, as one gemm over all rows of a. */
-function foldedMatmul(
-  a: Tensor,
-  b: Tensor,
-  transB: boolean,
-  rows: number,
-  N: number,
-  K: number,
-  batchShape: number[],
-): Tensor {
-  const out = zeros([...batchShape, a.shape[a.rank - 2]!, N]);
-  const be = backend();
-  const ldb = transB ? K : N;
-  be.gemm(false, transB, rows, N, K, 1, a.f32, 0, K, b.f32, 0, ldb, 0, out.f32, 0, N);
-  return record("matmul", out, [a, b], (g) => {
-    const be2 = backend();
-    if (a.requiresGrad) {
-      const ga = alloc(a.size);
-      // G [rows, N] · op(B)ᵀ [N, K]
-      be2.gemm(false, !transB, rows, K, N, 1, g, 0, N, b.f32, 0, ldb, 0, ga, 0, K);
-      accumulateGrad(a, ga, true);
-    }
-    if (b.requiresGrad) {
-      const gb = alloc(b.size);
-      if (!transB) be2.gemm(true, false, K, N, rows, 1, a.f32, 0, K, g, 0, N, 0, gb, 0, N);
-      else be2.gemm(true, false, N, K, rows, 1, g, 0, N, a.f32, 0, K, 0, gb, 0, K);
       accumulateGrad(b, gb, true);
     }
   });
