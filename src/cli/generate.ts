@@ -4,17 +4,16 @@ import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { writeImageGrid } from "../data/grid.js";
 import { readImage, writePng } from "../data/image.js";
-import type { SamplerKind } from "../diffusion/config.js";
 import { TransfusionPipeline } from "../generate/pipeline.js";
 import { setBackend } from "../tensor/backends/index.js";
-import { parseBackend, parseNonNegativeInt, parseNumber, parsePositiveInt } from "./args.js";
+import {
+  parseBackend,
+  parseNonNegativeInt,
+  parseNumber,
+  parsePositiveInt,
+  parseSampler,
+} from "./args.js";
 import { endProgress, printJson, progressLine } from "./output.js";
-
-function parseSampler(v: string): SamplerKind {
-  if (v !== "ddpm" && v !== "ddim" && v !== "flow-euler")
-    throw new Error(`--sampler must be ddpm, ddim or flow-euler, got "${v}"`);
-  return v;
-}
 
 export function registerGenerate(program: Command): void {
   program

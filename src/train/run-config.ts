@@ -12,7 +12,10 @@ import type { RunOptions } from "./run.js";
 import { DEFAULT_TRAIN, type TrainSettings } from "./trainer.js";
 
 /** Everything of RunOptions that a file or a preset can set. */
-export type RunConfig = Omit<RunOptions, "out" | "onEvent" | "shouldStop" | "resume" | "vaeFrom">;
+export type RunConfig = Omit<
+  RunOptions,
+  "out" | "onEvent" | "shouldStop" | "resume" | "vaeFrom" | "latentCache"
+>;
 
 /** Named run presets: the demo is sized to finish within 20 minutes on a 2-core CPU. */
 export const RUN_PRESETS: Record<string, () => RunConfig> = {

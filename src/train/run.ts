@@ -31,9 +31,11 @@ import {
   CHECKPOINT_VERSION,
   CONFIG_FILE,
   readJson,
+  readSafetensorsFile,
   resolveCheckpointDir,
   TOKENIZER_FILE,
   writeJson,
+  writeSafetensorsFile,
 } from "../io/checkpoint.js";
 import { loadVae, saveVae } from "../io/vae-files.js";
 import { makeConfig, type TransfusionConfig } from "../model/config.js";
@@ -71,6 +73,11 @@ export interface RunOptions {
   imageSize?: number;
   /** Variant of the `shapes` data: easy (one shape, four colours), medium (default), hard. */
   shapesDifficulty?: ShapesDifficulty;
+  /**
+   * A file caching the training latents (safetensors), shared by runs that use the same VAE
+   * and images; reused only when it matches them.
+   */
+  latentCache?: string;
   /** Training images used (default: all). */
   maxImages?: number;
   /** Steps between sample grids (0 = only at the end). */
@@ -215,15 +222,9 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     files.vae = vaeDir;
   }
 
-  emit({ kind: "stage", message: `encoding ${data.images.length} images to latents` });
   const first = data.images[0]!;
   const [C, h] = vae.latentShape(first.height, first.width);
-  const latents = new Float32Array(data.images.length * C * h * h);
-  // In chunks, so the float copy of a large image set never exists at once.
-  for (let at = 0; at < data.images.length; at += 2048) {
-    const chunk = data.images.slice(at, at + 2048);
-    latents.set(vae.encodeLatents(imagesToTensor(chunk)).f32, at * C * h * h);
-  }
+  const latents = encodeAll(vae, data.images, o.latentCache, o.data, emit);
 
   let config: TransfusionConfig;
   if (existing) {
@@ -296,6 +297,12 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       train: settings,
       mixer,
       data: o.data,
+      // What the evaluation needs to rebuild the held-out data (see `transfusion eval`).
+      run: {
+        textCorpus: o.textCorpus,
+        shapesDifficulty: o.shapesDifficulty ?? null,
+        imageSize: o.imageSize ?? 32,
+      },
       special: {
         boi: tokenizer.boiId,
         eoi: tokenizer.eoiId,
@@ -404,6 +411,53 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     vaePsnr,
     dataset: data.dataset,
   };
+}
+
+/**
+ * Returns the scaled latents of `images`, read from `cache` when it holds the same images
+ * encoded by the same VAE (checked by count, shape, scaling factor and the first latents),
+ * else encoded now (and written to `cache` when given).
+ */
+function encodeAll(
+  vae: Vae,
+  images: readonly Image[],
+  cache: string | undefined,
+  data: string,
+  emit: (e: RunEvent) => void,
+): Float32Array {
+  const first = images[0]!;
+  const [C, h] = vae.latentShape(first.height, first.width);
+  const per = C * h * h;
+  const key = { data, count: String(images.length), scaling: String(vae.scalingFactor) };
+  const probe = vae.encodeLatents(imagesToTensor(images.slice(0, 4))).f32;
+  if (cache && existsSync(cache)) {
+    const f = readSafetensorsFile(cache);
+    const t = f.tensors.latents;
+    const same =
+      t !== undefined &&
+      Object.entries(key).every(([k, v]) => f.metadata[k] === v) &&
+      t.data.length === images.length * per &&
+      probe.every((v, i) => Math.abs(v - t.data[i]!) <= 1e-4 * (1 + Math.abs(v)));
+    if (same) {
+      emit({ kind: "stage", message: `read ${images.length} cached latents from ${cache}` });
+      return Float32Array.from(t.data as Float32Array);
+    }
+  }
+  emit({ kind: "stage", message: `encoding ${images.length} images to latents` });
+  const latents = new Float32Array(images.length * per);
+  // In chunks, so the float copy of a large image set never exists at once.
+  for (let at = 0; at < images.length; at += 2048) {
+    const chunk = images.slice(at, at + 2048);
+    latents.set(vae.encodeLatents(imagesToTensor(chunk)).f32, at * per);
+  }
+  if (cache) {
+    writeSafetensorsFile(
+      cache,
+      { latents: { shape: [images.length, C, h, h], data: latents } },
+      key,
+    );
+  }
+  return latents;
 }
 
 /** Returns the first `n` held-out captions of a dataset. */

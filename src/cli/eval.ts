@@ -1,0 +1,240 @@
+/**
+ * `transfusion eval`: every metric of a trained checkpoint — bits per byte on held-out text,
+ * generation accuracy and FID judged by the dataset's evaluation classifier (trained on first
+ * use), captioning accuracy — with grids of what was scored.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import type { Command } from "commander";
+import { getDataset, isShapesDifficulty } from "../data/datasets/index.js";
+import { writeImageGrid } from "../data/grid.js";
+import { ensureClassifier, isClassifierDataset, loadClassifier } from "../eval/classifier.js";
+import { evaluatePipeline } from "../eval/evaluate.js";
+import { TransfusionPipeline } from "../generate/pipeline.js";
+import { CONFIG_FILE, readJson, resolveCheckpointDir } from "../io/checkpoint.js";
+import { setBackend } from "../tensor/backends/index.js";
+import {
+  parseBackend,
+  parseNonNegativeInt,
+  parseNumber,
+  parsePositiveInt,
+  parseSampler,
+} from "./args.js";
+import { endProgress, fmt, printJson, progressLine, table } from "./output.js";
+
+/** What a checkpoint records about its data (older checkpoints: only `data`). */
+interface RunInfo {
+  data: string;
+  textCorpus: string | null;
+  shapesDifficulty: string | null;
+  imageSize: number;
+}
+
+function runInfo(checkpoint: string): RunInfo {
+  const found = resolveCheckpointDir(checkpoint);
+  if (!found)
+    throw new Error(`${checkpoint}: no checkpoint here; train one with \`transfusion train\``);
+  const path = join(found, CONFIG_FILE);
+  const raw = readJson(path) as {
+    data?: unknown;
+    run?: { textCorpus?: unknown; shapesDifficulty?: unknown; imageSize?: unknown };
+  };
+  if (typeof raw.data !== "string") throw new Error(`${path}: field "data" must be a string`);
+  const run = raw.run ?? {};
+  return {
+    data: raw.data,
+    textCorpus:
+      typeof run.textCorpus === "string"
+        ? run.textCorpus
+        : run.textCorpus === null
+          ? null
+          : "moby-dick",
+    shapesDifficulty: typeof run.shapesDifficulty === "string" ? run.shapesDifficulty : null,
+    imageSize: typeof run.imageSize === "number" ? run.imageSize : 32,
+  };
+}
+
+export function registerEval(program: Command): void {
+  program
+    .command("eval")
+    .description(
+      "measure a checkpoint: bits per byte on held-out text, generation accuracy and FID (evaluation classifier), caption accuracy",
+    )
+    .requiredOption("--checkpoint <dir>", "checkpoint folder (a run's checkpoint/) or run folder")
+    .option(
+      "--count <n>",
+      "held-out captions drawn and images captioned",
+      (v) => parsePositiveInt(v, "--count"),
+      200,
+    )
+    .option("--sampler <name>", "ddpm (default) | ddim | flow-euler", parseSampler, "ddpm")
+    .option(
+      "--sample-steps <n>",
+      "denoising steps",
+      (v) => parsePositiveInt(v, "--sample-steps"),
+      100,
+    )
+    .option(
+      "--guidance <s>",
+      "classifier-free guidance scale; 0 for none",
+      (v) => parseNumber(v, "--guidance"),
+      5,
+    )
+    .option("--seed <n>", "sampling seed", (v) => parseNonNegativeInt(v, "--seed"), 7)
+    .option("--data <name>", "held-out data (default: the dataset the checkpoint was trained on)")
+    .option(
+      "--shapes-difficulty <level>",
+      "shapes variant: easy | medium | hard (default: the checkpoint's)",
+    )
+    .option(
+      "--text-corpus <name>",
+      "held-out text: moby-dick | sotu | none (default: the checkpoint's)",
+    )
+    .option(
+      "--text-bytes <n>",
+      "UTF-8 bytes of held-out text scored",
+      (v) => parsePositiveInt(v, "--text-bytes"),
+      50_000,
+    )
+    .option(
+      "--classifier <dir>",
+      "evaluation classifier folder (default: <classifier-root>/<dataset>, trained if missing)",
+    )
+    .option("--classifier-root <dir>", "where default classifiers live", "runs/classifiers")
+    .option("--out <dir>", "folder for eval.json and the grids (default: <run>/eval)")
+    .option("--backend <name>", "js or native")
+    .option("--json", "print one JSON object on the last line")
+    .action(async (o) => {
+      const be = parseBackend(o.backend);
+      if (be) setBackend(be);
+      const info = runInfo(o.checkpoint);
+      const data: string = o.data ?? info.data;
+      if (data.endsWith(".jsonl")) {
+        throw new Error(
+          `${o.checkpoint}: trained on documents (${data}); pass --data with a dataset name to score images`,
+        );
+      }
+      const difficulty: string | null = o.shapesDifficulty ?? info.shapesDifficulty;
+      if (difficulty !== null && !isShapesDifficulty(difficulty)) {
+        throw new Error(`--shapes-difficulty must be easy, medium or hard, got "${difficulty}"`);
+      }
+      const textCorpus: string | null =
+        o.textCorpus === "none" ? null : (o.textCorpus ?? info.textCorpus);
+      const dataset = await getDataset(data, {
+        imageSize: info.imageSize,
+        ...(difficulty ? { difficulty } : {}),
+      });
+      const say = progressLine(false);
+      let classifier = null;
+      let classifierDir: string | null = null;
+      if (o.classifier) {
+        classifier = loadClassifier(o.classifier).classifier;
+        classifierDir = o.classifier;
+      } else if (isClassifierDataset(data)) {
+        const c = await ensureClassifier({
+          dataset: data,
+          ...(difficulty ? { difficulty } : {}),
+          imageSize: info.imageSize,
+          root: o.classifierRoot,
+          onProgress: (p) => say(`training the evaluation classifier: step ${p.step}/${p.steps}`),
+        });
+        endProgress();
+        if (c.trained) {
+          process.stderr.write(
+            `» trained the ${data} evaluation classifier (held-out accuracy ${c.report.accuracy.toFixed(3)}) → ${c.dir}\n`,
+          );
+        }
+        classifier = c.classifier;
+        classifierDir = c.dir;
+      } else {
+        process.stderr.write(
+          `» ${data} has no evaluation classifier: no generation accuracy or FID\n`,
+        );
+      }
+      const pipeline = TransfusionPipeline.load(o.checkpoint);
+      const r = evaluatePipeline(pipeline, dataset, {
+        count: o.count,
+        image: {
+          sampler: o.sampler,
+          steps: o.sampleSteps,
+          guidanceScale: o.guidance > 0 ? o.guidance : null,
+          seed: o.seed,
+        },
+        textCorpus,
+        textBytes: o.textBytes,
+        classifier,
+        onProgress: (what, done, total) => say(`${what}: ${done}/${total}`),
+      });
+      endProgress();
+      const out = resolve(o.out ?? join(dirname(resolve(pipeline.source)), "eval"));
+      mkdirSync(out, { recursive: true });
+      const files: Record<string, string> = {};
+      const shown = Math.min(24, r.generated.length);
+      if (shown > 0) {
+        files.generated = join(out, "generated.png");
+        await writeImageGrid(
+          files.generated,
+          r.generated.slice(0, shown).map((g) => g.image),
+          {
+            columns: 6,
+            captions: r.generated.slice(0, shown).map((g) => `${g.ok ? "" : "x "}${g.caption}`),
+          },
+        );
+      }
+      if (r.captions.length > 0) {
+        const n = Math.min(24, r.captions.length);
+        files.captions = join(out, "captions.png");
+        await writeImageGrid(
+          files.captions,
+          r.captions.slice(0, n).map((c) => c.image),
+          {
+            columns: 6,
+            captions: r.captions
+              .slice(0, n)
+              .map((c) => (c.ok ? c.generated : `x ${c.generated} (true: ${c.truth})`)),
+          },
+        );
+      }
+      const summary = {
+        checkpoint: pipeline.source,
+        bitsPerByte: r.bitsPerByte,
+        perplexity: r.perplexity,
+        generationAccuracy: r.generationAccuracy,
+        fid: r.fid,
+        fidRealFloor: r.fidRealFloor,
+        captionAccuracy: r.captionAccuracy,
+        captionExact: r.captionExact,
+        checkerAccuracy: r.checkerAccuracy,
+        settings: { ...r.settings, classifierDir },
+        files,
+      };
+      files.summary = join(out, "eval.json");
+      writeFileSync(files.summary, `${JSON.stringify(summary, null, 2)}\n`);
+      if (o.json) {
+        printJson(summary);
+        return;
+      }
+      const pct = (x: number | null) => (x === null ? "n/a" : `${(100 * x).toFixed(1)}%`);
+      console.log(
+        table([
+          [
+            "bits per byte",
+            `${fmt(r.bitsPerByte, 3)} (${textCorpus ?? "no text"}, ${r.settings.textBytes} bytes)`,
+          ],
+          ["perplexity", fmt(r.perplexity, 2)],
+          ["generation accuracy", `${pct(r.generationAccuracy)} of ${r.settings.count}`],
+          ["FID (classifier features)", fmt(r.fid, 2)],
+          ["FID real vs real (floor)", fmt(r.fidRealFloor, 2)],
+          ...(r.checkerAccuracy !== null
+            ? [["pixel checker accuracy", pct(r.checkerAccuracy)] as [string, string]]
+            : []),
+          ["caption accuracy", `${pct(r.captionAccuracy)} (exact ${pct(r.captionExact)})`],
+          [
+            "sampler",
+            `${r.settings.image.sampler} ${r.settings.image.steps} steps, guidance ${r.settings.image.guidanceScale ?? "none"}`,
+          ],
+          ...Object.entries(files).map(([k, v]) => [k, v] as [string, string]),
+        ]),
+      );
+    });
+}

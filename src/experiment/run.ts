@@ -1,0 +1,248 @@
+/**
+ * Running an experiment: one shared VAE, latent cache and evaluation classifier; every variant
+ * trained once per seed (each run resumable, and shared with other experiments); every trained
+ * model evaluated (results cached as JSON beside the run); then the report.
+ *
+ * Layout under the root folder (default runs/experiments):
+ *   vae/  latents.safetensors  classifiers/<dataset>/  runs/<variant>-s<seed>/{checkpoint,…,eval-g<scale>.json}
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { getDataset } from "../data/datasets/index.js";
+import { ensureClassifier } from "../eval/classifier.js";
+import { type EvaluateResult, evaluatePipeline } from "../eval/evaluate.js";
+import { TransfusionPipeline } from "../generate/pipeline.js";
+import { readJson, writeJson } from "../io/checkpoint.js";
+import { type RunEvent, runTraining } from "../train/run.js";
+import type { RunConfig } from "../train/run-config.js";
+import type { StepMetrics } from "../train/trainer.js";
+import { trainVae } from "../train/vae-train.js";
+import { EVAL_GUIDANCE, type ExperimentSpec, experimentRunConfig, type Variant } from "./specs.js";
+
+export interface ExperimentOptions {
+  /** Folder holding the shared VAE, classifier and every run (default runs/experiments). */
+  root: string;
+  seeds: number[];
+  /** Training steps of every run. */
+  steps: number;
+  /** Held-out captions and images per evaluation. */
+  evalCount: number;
+  /** Sampler steps of the evaluation (DDIM). */
+  sampleSteps: number;
+  /** Overrides of the shared run config (tests use a tiny one). */
+  base?: Partial<RunConfig>;
+  /** VAE training steps (default: the VAE trainer's). */
+  vaeSteps?: number;
+  /** Evaluation-classifier training steps (default: the classifier trainer's). */
+  classifierSteps?: number;
+  /** UTF-8 bytes of held-out text scored. */
+  textBytes?: number;
+  onEvent?: (e: ExperimentEvent) => void;
+  shouldStop?: () => boolean;
+}
+
+export type ExperimentEvent =
+  | { kind: "stage"; message: string }
+  | { kind: "run"; run: string; index: number; total: number; event: RunEvent };
+
+/** The metrics of one trained model at one guidance scale. */
+export interface RunRecord {
+  variant: string;
+  seed: number;
+  guidance: number;
+  steps: number;
+  parameters: number;
+  /** Mean image and text loss over the last 10% of steps. */
+  finalImageLoss: number | null;
+  finalTextLoss: number | null;
+  metrics: Pick<
+    EvaluateResult,
+    | "bitsPerByte"
+    | "perplexity"
+    | "generationAccuracy"
+    | "fid"
+    | "fidRealFloor"
+    | "captionAccuracy"
+    | "captionExact"
+    | "checkerAccuracy"
+  >;
+  settings: EvaluateResult["settings"];
+}
+
+export interface ExperimentResult {
+  spec: ExperimentSpec;
+  records: RunRecord[];
+  /** Run folders by `${variant}-s${seed}`. */
+  runDirs: Record<string, string>;
+  config: RunConfig;
+  interrupted: boolean;
+}
+
+/** Returns the folder name of one variant's run for one seed. */
+export function runName(variant: Variant, seed: number): string {
+  return `${variant.id}-s${seed}`;
+}
+
+/** Returns the shared run config with a variant's changes applied. */
+export function variantConfig(base: RunConfig, v: Variant, seed: number): RunConfig {
+  return {
+    ...base,
+    model: { ...base.model, ...v.model },
+    mixer: { ...base.mixer, ...v.mixer },
+    train: { ...base.train, seed },
+  };
+}
+
+/** Returns the per-step metrics a run logged (empty when there are none). */
+export function readMetrics(runDir: string): StepMetrics[] {
+  const path = join(runDir, "metrics.jsonl");
+  if (!existsSync(path)) return [];
+  return readFileSync(path, "utf8")
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as StepMetrics);
+}
+
+function finalLosses(history: StepMetrics[]): { image: number | null; text: number | null } {
+  const tail = history.slice(-Math.max(1, Math.floor(history.length / 10)));
+  if (tail.length === 0) return { image: null, text: null };
+  const avg = (f: (m: StepMetrics) => number) => tail.reduce((s, m) => s + f(m), 0) / tail.length;
+  return { image: avg((m) => m.image), text: avg((m) => m.lm) };
+}
+
+/** Trains (or resumes) every run of an experiment, evaluates each, and returns the records. */
+export async function runExperiment(
+  spec: ExperimentSpec,
+  o: ExperimentOptions,
+): Promise<ExperimentResult> {
+  const emit = o.onEvent ?? (() => {});
+  const stop = o.shouldStop ?? (() => false);
+  const root = resolve(o.root);
+  const base: RunConfig = { ...experimentRunConfig(o.steps), ...o.base };
+  base.train = { ...experimentRunConfig(o.steps).train, ...o.base?.train, steps: o.steps };
+  const datasetOptions = {
+    imageSize: base.imageSize ?? 32,
+    ...(base.shapesDifficulty ? { difficulty: base.shapesDifficulty } : {}),
+  };
+  const result: ExperimentResult = {
+    spec,
+    records: [],
+    runDirs: {},
+    config: base,
+    interrupted: false,
+  };
+
+  // Shared pieces: one VAE and one latent cache for every run, one evaluation classifier.
+  const vaeDir = join(root, "vae");
+  if (!existsSync(join(vaeDir, "vae.safetensors"))) {
+    emit({ kind: "stage", message: "training the shared VAE" });
+    await trainVae({
+      data: base.data,
+      datasetOptions,
+      outDir: vaeDir,
+      seed: 1,
+      ...(o.vaeSteps ? { steps: o.vaeSteps } : {}),
+      ...base.vae,
+    });
+  }
+  emit({ kind: "stage", message: "loading the evaluation classifier" });
+  const clf = await ensureClassifier({
+    dataset: base.data,
+    ...(base.shapesDifficulty ? { difficulty: base.shapesDifficulty } : {}),
+    imageSize: datasetOptions.imageSize,
+    root: join(root, "classifiers"),
+    ...(o.classifierSteps ? { steps: o.classifierSteps } : {}),
+  });
+  if (clf.trained) {
+    emit({
+      kind: "stage",
+      message: `trained the evaluation classifier: held-out accuracy ${clf.report.accuracy.toFixed(3)}`,
+    });
+  }
+  const dataset = await getDataset(base.data, datasetOptions);
+  const scales = spec.guidance ?? [EVAL_GUIDANCE];
+  const total = spec.variants.length * o.seeds.length;
+  let index = 0;
+  for (const v of spec.variants) {
+    for (const seed of o.seeds) {
+      index++;
+      const name = runName(v, seed);
+      const dir = join(root, "runs", name);
+      result.runDirs[name] = dir;
+      const evalPath = (g: number) => join(dir, `eval-g${g}.json`);
+      const fresh = (g: number) => {
+        if (!existsSync(evalPath(g))) return null;
+        const r = readJson(evalPath(g)) as RunRecord;
+        return r.steps === o.steps &&
+          r.settings.count === o.evalCount &&
+          r.settings.image.steps === o.sampleSteps
+          ? r
+          : null;
+      };
+      if (scales.every((g) => fresh(g) !== null)) {
+        for (const g of scales) result.records.push(fresh(g)!);
+        continue;
+      }
+      if (stop()) {
+        result.interrupted = true;
+        return result;
+      }
+      emit({ kind: "stage", message: `run ${index}/${total}: ${v.label}, seed ${seed} → ${dir}` });
+      const r = await runTraining({
+        ...variantConfig(base, v, seed),
+        out: dir,
+        vaeFrom: vaeDir,
+        latentCache: join(root, "latents.safetensors"),
+        onEvent: (event) => emit({ kind: "run", run: name, index, total, event }),
+        shouldStop: stop,
+      });
+      if (r.interrupted) {
+        result.interrupted = true;
+        return result;
+      }
+      const pipeline = TransfusionPipeline.load(join(dir, "checkpoint"));
+      const losses = finalLosses(readMetrics(dir));
+      for (const g of scales) {
+        const have = fresh(g);
+        if (have) {
+          result.records.push(have);
+          continue;
+        }
+        emit({ kind: "stage", message: `evaluating ${name} at guidance ${g}` });
+        const ev = evaluatePipeline(pipeline, dataset, {
+          count: o.evalCount,
+          image: { sampler: "ddim", steps: o.sampleSteps, guidanceScale: g, seed: 7 },
+          textCorpus: base.textCorpus,
+          ...(o.textBytes ? { textBytes: o.textBytes } : {}),
+          classifier: clf.classifier,
+          // Text and captions do not depend on the guidance scale: measured once.
+          skip: g === scales[0] ? {} : { text: true, captions: true },
+        });
+        const first = g === scales[0] ? null : fresh(scales[0]!);
+        const record: RunRecord = {
+          variant: v.id,
+          seed,
+          guidance: g,
+          steps: o.steps,
+          parameters: pipeline.model.parameterCount(),
+          finalImageLoss: losses.image,
+          finalTextLoss: losses.text,
+          metrics: {
+            bitsPerByte: ev.bitsPerByte ?? first?.metrics.bitsPerByte ?? null,
+            perplexity: ev.perplexity ?? first?.metrics.perplexity ?? null,
+            generationAccuracy: ev.generationAccuracy,
+            fid: ev.fid,
+            fidRealFloor: ev.fidRealFloor,
+            captionAccuracy: ev.captionAccuracy ?? first?.metrics.captionAccuracy ?? null,
+            captionExact: ev.captionExact ?? first?.metrics.captionExact ?? null,
+            checkerAccuracy: ev.checkerAccuracy,
+          },
+          settings: ev.settings,
+        };
+        writeJson(evalPath(g), record);
+        result.records.push(record);
+      }
+    }
+  }
+  return result;
+}

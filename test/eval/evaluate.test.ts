@@ -1,0 +1,164 @@
+// evaluatePipeline: how generation accuracy, FID, its real floor and caption accuracy are counted,
+// checked with stand-in pipelines whose outputs are known, and end to end with a tiny model.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { trainBpe } from "../../src/data/bpe-train.js";
+import { getDataset } from "../../src/data/datasets/index.js";
+import type { Example, ImageTextDataset } from "../../src/data/datasets/types.js";
+import type { Image } from "../../src/data/image.js";
+import { classifierSpecFor, EvalClassifier } from "../../src/eval/classifier.js";
+import { captionMatches, evaluatePipeline } from "../../src/eval/evaluate.js";
+import { fid } from "../../src/eval/metrics.js";
+import { TransfusionPipeline } from "../../src/generate/pipeline.js";
+import { makeConfig } from "../../src/model/config.js";
+import { Transfusion } from "../../src/model/transfusion.js";
+import { Vae, vaeConfig } from "../../src/model/vae.js";
+import { Rng } from "../../src/tensor/rng.js";
+
+const N = 12;
+const shapes = await getDataset("shapes", { difficulty: "easy", imageSize: 32 });
+const clf = new EvalClassifier(classifierSpecFor(shapes, "easy"), new Rng(3));
+const test_ = shapes.split("test");
+const heldOut = (from: number, n: number): Example[] =>
+  Array.from({ length: n }, (_, i) => test_.get(from + i));
+
+/** A stand-in pipeline: images and captions come from the functions given. */
+function fake(
+  draw: (caption: string, index: number) => Image,
+  describe: (image: Image, index: number) => string,
+): TransfusionPipeline {
+  return {
+    contextLength: 128,
+    textToImage(captions: readonly string[], o: { firstSample?: number } = {}) {
+      const at = o.firstSample ?? 0;
+      return { images: captions.map((c, i) => draw(c, at + i)), latents: [] };
+    },
+    caption(images: readonly Image[]) {
+      return images.map((img, i) => describe(img, i));
+    },
+  } as unknown as TransfusionPipeline;
+}
+
+test("a generator that returns the real images scores the classifier's own accuracy, and its FID equals the real-vs-real floor", () => {
+  const real = heldOut(0, N);
+  // Held-out examples are rendered afresh on every read: images are matched by their pixels.
+  const key = (img: Image) => Buffer.from(img.data).toString("latin1");
+  const truth = new Map(real.map((e) => [key(e.image), e.caption]));
+  const p = fake(
+    (_c, i) => real[i]!.image,
+    (img) => truth.get(key(img))!,
+  );
+  const r = evaluatePipeline(p, shapes, { count: N, batch: 5, textCorpus: null, classifier: clf });
+  const pred = clf.predict(real.map((e) => e.image)).labels;
+  let right = 0;
+  pred.forEach((labels, i) => {
+    if (clf.targets(real[i]!.labels).every((t, h) => labels[h] === t)) right++;
+  });
+  assert.equal(r.generationAccuracy, right / N);
+  assert.ok(r.fid !== null && r.fidRealFloor !== null);
+  assert.ok(Math.abs(r.fid - r.fidRealFloor) <= 1e-9 * (1 + r.fidRealFloor));
+  // The floor is the distance between the first N and the next N held-out images.
+  const d = clf.spec.featureDim;
+  const a = clf.predict(real.map((e) => e.image)).features;
+  const b = clf.predict(heldOut(N, N).map((e) => e.image)).features;
+  assert.ok(Math.abs(r.fidRealFloor - fid(a, N, b, N, d)) <= 1e-9 * (1 + r.fidRealFloor));
+  // The pixel checker passes every real image; captions equal to the truth are all right.
+  assert.equal(r.checkerAccuracy, 1);
+  assert.equal(r.captionAccuracy, 1);
+  assert.equal(r.captionExact, 1);
+  assert.equal(r.bitsPerByte, null);
+  assert.equal(r.generated.length, N);
+  assert.equal(r.captions.length, N);
+});
+
+test("blank images are far from real ones and fail the checker; wrong captions score zero", () => {
+  const blank = (): Image => ({
+    width: 32,
+    height: 32,
+    channels: 3,
+    data: new Uint8Array(32 * 32 * 3),
+  });
+  const p = fake(blank, () => "a purple banana in the sky");
+  const r = evaluatePipeline(p, shapes, { count: N, textCorpus: null, classifier: clf });
+  assert.equal(r.checkerAccuracy, 0);
+  assert.equal(r.captionAccuracy, 0);
+  assert.ok(r.fid! > 2 * r.fidRealFloor!, `fid ${r.fid} vs floor ${r.fidRealFloor}`);
+});
+
+test("caption accuracy for shapes counts colour and kind, in any order; other data need the exact label", () => {
+  const ex = heldOut(0, 1)[0]!;
+  const { colour, kind, size } = ex.labels as { colour: string; kind: string; size: string };
+  const other = size === "large" ? "small" : "large";
+  // Size and position may be wrong; colour and kind may not.
+  assert.ok(captionMatches("shapes", `a ${other} ${colour} ${kind} on the left`, ex));
+  assert.ok(
+    !captionMatches("shapes", `a ${size} ${colour === "red" ? "blue" : "red"} ${kind}`, ex),
+  );
+  assert.ok(!captionMatches("shapes", "not a caption", ex));
+  const digit: Example = { image: ex.image, caption: "the digit seven", labels: { digit: 7 } };
+  assert.ok(captionMatches("mnist", " The digit seven ", digit));
+  assert.ok(!captionMatches("mnist", "the digit one", digit));
+});
+
+test("skipped directions report null and a too-small held-out split is an error naming the dataset", () => {
+  const p = fake(
+    () => heldOut(0, 1)[0]!.image,
+    () => "",
+  );
+  const r = evaluatePipeline(p, shapes, {
+    count: 4,
+    textCorpus: null,
+    classifier: clf,
+    skip: { captions: true },
+  });
+  assert.equal(r.captionAccuracy, null);
+  assert.ok(r.generationAccuracy !== null);
+  const small = {
+    name: "tiny-set",
+    channels: 3,
+    imageSize: 32,
+    licence: "",
+    split: () => ({ size: 5, get: (i: number) => test_.get(i) }),
+  } as unknown as ImageTextDataset;
+  assert.throws(
+    () => evaluatePipeline(p, small, { count: 4, textCorpus: null, classifier: clf }),
+    /tiny-set: 8 held-out examples needed, the test split has 5/,
+  );
+});
+
+test("a tiny real pipeline is scored in every direction with finite metrics", () => {
+  const captions = heldOut(0, 40).map((e) => e.caption);
+  const tokenizer = trainBpe([...captions, "call me ishmael. the whale, the sea."], {
+    vocabSize: 300,
+  });
+  const vae = new Vae(vaeConfig({ baseChannels: 8, groups: 4, levels: 3 }), new Rng(2));
+  const [C, h] = vae.latentShape(32, 32);
+  const cfg = makeConfig("tiny", {
+    vocab: tokenizer.vocabSize,
+    dim: 32,
+    layers: 1,
+    heads: 4,
+    mlpHidden: 48,
+    latentChannels: C,
+    latentSize: h,
+    patchSize: h >= 4 ? 2 : 1,
+  });
+  const p = new TransfusionPipeline(new Transfusion(cfg, new Rng(1)), tokenizer, vae, "tiny", 96);
+  const r = evaluatePipeline(p, shapes, {
+    count: 4,
+    batch: 2,
+    image: { sampler: "ddim", steps: 2 },
+    textCorpus: "moby-dick",
+    textBytes: 600,
+    classifier: clf,
+  });
+  for (const k of ["bitsPerByte", "fid", "fidRealFloor"] as const) {
+    assert.ok(Number.isFinite(r[k]) && r[k]! >= 0, `${k} = ${r[k]}`);
+  }
+  for (const k of ["generationAccuracy", "captionAccuracy", "checkerAccuracy"] as const) {
+    assert.ok(r[k]! >= 0 && r[k]! <= 1, `${k} = ${r[k]}`);
+  }
+  assert.equal(r.settings.image.sampler, "ddim");
+  assert.equal(r.settings.seqLen, 96);
+  assert.equal(r.settings.classifier, "shapes-easy");
+});
