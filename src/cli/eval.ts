@@ -3,7 +3,7 @@
  * generation accuracy and FID judged by the dataset's evaluation classifier (trained on first
  * use), captioning accuracy — with grids of what was scored.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
 import { getDataset, isShapesDifficulty } from "../data/datasets/index.js";
@@ -107,11 +107,15 @@ export function registerEval(program: Command): void {
     .action(async (o) => {
       const be = parseBackend(o.backend);
       if (be) setBackend(be);
-      const info = runInfo(o.checkpoint);
+      // A run folder stands for its checkpoint.
+      const checkpoint: string = existsSync(join(o.checkpoint, "checkpoint"))
+        ? join(o.checkpoint, "checkpoint")
+        : o.checkpoint;
+      const info = runInfo(checkpoint);
       const data: string = o.data ?? info.data;
       if (data.endsWith(".jsonl")) {
         throw new Error(
-          `${o.checkpoint}: trained on documents (${data}); pass --data with a dataset name to score images`,
+          `${checkpoint}: trained on documents (${data}); pass --data with a dataset name to score images`,
         );
       }
       const difficulty: string | null = o.shapesDifficulty ?? info.shapesDifficulty;
@@ -151,7 +155,7 @@ export function registerEval(program: Command): void {
           `» ${data} has no evaluation classifier: no generation accuracy or FID\n`,
         );
       }
-      const pipeline = TransfusionPipeline.load(o.checkpoint);
+      const pipeline = TransfusionPipeline.load(checkpoint);
       const r = evaluatePipeline(pipeline, dataset, {
         count: o.count,
         image: {

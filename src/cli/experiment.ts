@@ -17,7 +17,7 @@ export function registerExperiment(program: Command): void {
   program
     .command("experiment")
     .description(
-      `reproduce a comparison from the paper at small scale and write docs/RESULTS.md: ${EXPERIMENT_NAMES.join(" | ")} | all | list (about 4 minutes per run on 2 cores; rerun to resume)`,
+      `reproduce a comparison from the paper at small scale and write docs/RESULTS.md: ${EXPERIMENT_NAMES.join(" | ")} | all | list (about 5 minutes per run on 2 cores; rerun to resume)`,
     )
     .argument("<name>", `${EXPERIMENT_NAMES.join(", ")}, all, or list`)
     .option("--root <dir>", "folder for the shared VAE, classifier and runs", "runs/experiments")
@@ -31,7 +31,7 @@ export function registerExperiment(program: Command): void {
       "--steps <n>",
       "training steps of every run",
       (v) => parsePositiveInt(v, "--steps"),
-      2000,
+      2500,
     )
     .option(
       "--eval-count <n>",

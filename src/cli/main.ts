@@ -2,7 +2,10 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { registerBench } from "./bench.js";
+import { registerClassifier } from "./classifier.js";
 import { registerDemo } from "./demo.js";
+import { registerEval } from "./eval.js";
+import { registerExperiment } from "./experiment.js";
 import { registerGenerate } from "./generate.js";
 import { registerTrain } from "./train.js";
 import { registerVae } from "./vae.js";
@@ -28,6 +31,9 @@ export function buildProgram(): Command {
   registerTrain(program);
   registerGenerate(program);
   registerVae(program);
+  registerEval(program);
+  registerClassifier(program);
+  registerExperiment(program);
   registerBench(program);
   return program;
 }

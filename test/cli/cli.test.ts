@@ -27,6 +27,10 @@ test("every command has help", { skip }, () => {
     ["bench", "core"],
     ["bench", "train"],
     ["bench", "sample"],
+    ["eval"],
+    ["experiment"],
+    ["classifier", "train"],
+    ["classifier", "eval"],
   ]) {
     const r = run([...cmd, "--help"]);
     assert.equal(r.status, 0, `${cmd.join(" ")} --help exited ${r.status}`);
@@ -44,6 +48,86 @@ test("bad input ends with a one-line message and a non-zero exit", { skip }, () 
   const badData = run(["train", "--data", "nope", "--out", join(tmpdir(), "tf-nope")]);
   assert.equal(badData.status, 1);
   assert.match(badData.stderr, /unknown dataset 'nope'/);
+  const badEval = run(["eval", "--checkpoint", "/nonexistent/ckpt"]);
+  assert.equal(badEval.status, 1);
+  assert.match(badEval.stderr, /^transfusion: \/nonexistent\/ckpt: no checkpoint here/m);
+  const badExperiment = run(["experiment", "nope"]);
+  assert.equal(badExperiment.status, 1);
+  assert.match(badExperiment.stderr, /unknown experiment 'nope'/);
+  const badSeeds = run(["experiment", "attention", "--seeds", "0,0"]);
+  assert.notEqual(badSeeds.status, 0);
+  assert.match(badSeeds.stderr, /--seeds lists a value twice/);
+});
+
+test("experiment list names every comparison", { skip }, () => {
+  const r = run(["experiment", "list"]);
+  assert.equal(r.status, 0, r.stderr);
+  for (const name of ["attention", "noise-cap", "encoder", "lambda", "guidance"]) {
+    assert.match(r.stdout, new RegExp(`^${name} `, "m"));
+  }
+});
+
+test("eval --json ends with one object holding every metric and its settings", {
+  skip,
+  timeout: 300_000,
+}, () => {
+  const dir = mkdtempSync(join(tmpdir(), "tf-eval-"));
+  const long = (args: string[]) =>
+    spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", timeout: 240_000 });
+  const train = long([
+    "train",
+    "--preset",
+    "tiny",
+    "--out",
+    join(dir, "run"),
+    "--steps",
+    "3",
+    "--vae-steps",
+    "5",
+    "--max-images",
+    "100",
+    "--sample-every",
+    "0",
+  ]);
+  assert.equal(train.status, 0, train.stderr);
+  const clf = long([
+    "classifier",
+    "train",
+    "--data",
+    "shapes",
+    "--steps",
+    "5",
+    "--out",
+    join(dir, "clf"),
+    "--json",
+  ]);
+  assert.equal(clf.status, 0, clf.stderr);
+  const r = long([
+    "eval",
+    "--checkpoint",
+    join(dir, "run"),
+    "--classifier",
+    join(dir, "clf"),
+    "--count",
+    "4",
+    "--sampler",
+    "ddim",
+    "--sample-steps",
+    "2",
+    "--text-bytes",
+    "500",
+    "--json",
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split("\n");
+  const out = JSON.parse(lines[lines.length - 1]!);
+  for (const k of ["bitsPerByte", "generationAccuracy", "fid", "fidRealFloor", "captionAccuracy"]) {
+    assert.equal(typeof out[k], "number", `${k}: ${out[k]}`);
+  }
+  assert.equal(out.settings.count, 4);
+  assert.equal(out.settings.image.sampler, "ddim");
+  assert.equal(out.settings.textCorpus, "moby-dick");
+  assert.ok(existsSync(out.files.generated) && existsSync(out.files.summary));
 });
 
 test("Ctrl-C during training saves a checkpoint and exits cleanly", {
