@@ -17,7 +17,21 @@ export { FlowEulerSampler } from "./diffusion/flow.js";
 export { DdimSampler, DdpmSampler, guide } from "./diffusion/samplers.js";
 // diffusion
 export { cosineSchedule, linearSchedule, NoiseSchedule } from "./diffusion/schedule.js";
+// evaluation and experiments
+export {
+  EvalClassifier,
+  ensureClassifier,
+  loadClassifier,
+  saveClassifier,
+  trainClassifier,
+} from "./eval/classifier.js";
+export { type EvaluateResult, evaluatePipeline } from "./eval/evaluate.js";
+export { fid, frechetDistance } from "./eval/metrics.js";
+export { bitsPerByte } from "./eval/perplexity.js";
 export { evaluateShapes } from "./eval/shapes.js";
+export { writeReport } from "./experiment/report.js";
+export { runExperiment } from "./experiment/run.js";
+export { EXPERIMENTS, getExperiment } from "./experiment/specs.js";
 export { generateBatch } from "./generate/generate.js";
 export { TransfusionPipeline } from "./generate/pipeline.js";
 export { loadVae, saveVae } from "./io/vae-files.js";
