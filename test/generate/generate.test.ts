@@ -86,37 +86,42 @@ for (const be of availableBackends()) {
       }
     }));
 
-  test(`the image block matches the uncached model, and text after it sees the clean latent (${be})`, () =>
-    withBackend(be, () => {
-      const m = model();
-      const noisy = latent(2);
-      const clean = latent(3);
-      const state = new DecodeState(m, 1, 40);
-      state.prefill([{ segments: [{ text: [5, 6] }] }], new Float32Array(0), SPECIAL);
-      state.appendTokens(Int32Array.of(SPECIAL.boiId));
-      const pred = state.imageBlock(new Tensor(noisy, [1, 4, 4, 4]), [700], false).f32;
-      const ref = uncached(m, { segments: [{ text: [5, 6] }, { image: 0, t: 700 }] }, noisy, [700])
-        .imagePred!.f32;
-      assert.ok(
-        maxAbsDiff(pred, ref) < 1e-4,
-        `image prediction differs by ${maxAbsDiff(pred, ref)}`,
-      );
-      // The loop's last evaluation commits the clean latent; text then continues after EOI.
-      state.imageBlock(new Tensor(clean, [1, 4, 4, 4]), [0], true);
-      const after = state.appendTokens(Int32Array.of(SPECIAL.eoiId)).f32;
-      const doc = { segments: [{ text: [5, 6] }, { image: 0, t: 0 }] } as TokenDocument;
-      const refClean = uncached(m, doc, clean, [0]).textLogits!.f32;
-      const refNoisy = uncached(m, doc, noisy, [0]).textLogits!.f32;
-      assert.ok(
-        maxAbsDiff(after, refClean) < 1e-4,
-        `post-image logits differ from the clean reference by ${maxAbsDiff(after, refClean)}`,
-      );
-      // Sensitivity: had the cache kept the noisy step, the logits would be far from these.
-      assert.ok(
-        maxAbsDiff(after, refNoisy) > 1e-2,
-        "clean and noisy keys give the same logits: the test would not notice",
-      );
-    }));
+  for (const imageAttention of ["bidirectional", "causal"] as const)
+    test(`the image block matches the uncached model, and text after it sees the clean latent (${imageAttention}, ${be})`, () =>
+      withBackend(be, () => {
+        const m = model({ imageAttention });
+        const noisy = latent(2);
+        const clean = latent(3);
+        const state = new DecodeState(m, 1, 40);
+        state.prefill([{ segments: [{ text: [5, 6] }] }], new Float32Array(0), SPECIAL);
+        state.appendTokens(Int32Array.of(SPECIAL.boiId));
+        const pred = state.imageBlock(new Tensor(noisy, [1, 4, 4, 4]), [700], false).f32;
+        const ref = uncached(
+          m,
+          { segments: [{ text: [5, 6] }, { image: 0, t: 700 }] },
+          noisy,
+          [700],
+        ).imagePred!.f32;
+        assert.ok(
+          maxAbsDiff(pred, ref) < 1e-4,
+          `image prediction differs by ${maxAbsDiff(pred, ref)}`,
+        );
+        // The loop's last evaluation commits the clean latent; text then continues after EOI.
+        state.imageBlock(new Tensor(clean, [1, 4, 4, 4]), [0], true);
+        const after = state.appendTokens(Int32Array.of(SPECIAL.eoiId)).f32;
+        const doc = { segments: [{ text: [5, 6] }, { image: 0, t: 0 }] } as TokenDocument;
+        const refClean = uncached(m, doc, clean, [0]).textLogits!.f32;
+        const refNoisy = uncached(m, doc, noisy, [0]).textLogits!.f32;
+        assert.ok(
+          maxAbsDiff(after, refClean) < 1e-4,
+          `post-image logits differ from the clean reference by ${maxAbsDiff(after, refClean)}`,
+        );
+        // Sensitivity: had the cache kept the noisy step, the logits would be far from these.
+        assert.ok(
+          maxAbsDiff(after, refNoisy) > 1e-2,
+          "clean and noisy keys give the same logits: the test would not notice",
+        );
+      }));
 }
 
 test("time conditioning matters: the same latent at another t gives another prediction", () => {
