@@ -208,6 +208,7 @@ export function registerEval(program: Command): void {
         fidRealFloor: r.fidRealFloor,
         captionAccuracy: r.captionAccuracy,
         captionExact: r.captionExact,
+        captionLoss: r.captionLoss,
         checkerAccuracy: r.checkerAccuracy,
         settings: { ...r.settings, classifierDir },
         files,
@@ -233,6 +234,7 @@ export function registerEval(program: Command): void {
             ? [["pixel checker accuracy", pct(r.checkerAccuracy)] as [string, string]]
             : []),
           ["caption accuracy", `${pct(r.captionAccuracy)} (exact ${pct(r.captionExact)})`],
+          ["caption NLL (nats/token)", fmt(r.captionLoss, 3)],
           [
             "sampler",
             `${r.settings.image.sampler} ${r.settings.image.steps} steps, guidance ${r.settings.image.guidanceScale ?? "none"}`,

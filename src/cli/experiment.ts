@@ -8,7 +8,7 @@ import { writeReport } from "../experiment/report.js";
 import { runExperiment } from "../experiment/run.js";
 import { EXPERIMENT_NAMES, EXPERIMENTS, getExperiment } from "../experiment/specs.js";
 import { setBackend } from "../tensor/backends/index.js";
-import { parseBackend, parseIntList, parsePositiveInt } from "./args.js";
+import { parseBackend, parseIntList, parsePositiveInt, parseSampler } from "./args.js";
 import { printJson } from "./output.js";
 import { formatDuration, runProgress } from "./progress.js";
 import { interruptFlag } from "./train.js";
@@ -37,13 +37,19 @@ export function registerExperiment(program: Command): void {
       "--eval-count <n>",
       "held-out captions and images per evaluation",
       (v) => parsePositiveInt(v, "--eval-count"),
-      200,
+      500,
+    )
+    .option(
+      "--sampler <name>",
+      "how evaluation images are drawn: ddpm (respaced) | ddim",
+      parseSampler,
+      "ddpm",
     )
     .option(
       "--sample-steps <n>",
-      "DDIM steps when drawing images for evaluation",
+      "denoising steps when drawing images for evaluation",
       (v) => parsePositiveInt(v, "--sample-steps"),
-      25,
+      100,
     )
     .option("--docs <dir>", "folder of RESULTS.md and results/", "docs")
     .option("--backend <name>", "js or native")
@@ -73,6 +79,7 @@ export function registerExperiment(program: Command): void {
             seeds: o.seeds,
             steps: o.steps,
             evalCount: o.evalCount,
+            sampler: o.sampler,
             sampleSteps: o.sampleSteps,
             shouldStop: flag.stop,
             onEvent: (e) => {

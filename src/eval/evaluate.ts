@@ -9,11 +9,14 @@ import { getTextCorpus, parseShapeCaption } from "../data/datasets/index.js";
 import { scoreShapeImage } from "../data/datasets/shapes-checker.js";
 import type { Example, ImageTextDataset } from "../data/datasets/types.js";
 import type { Image } from "../data/image.js";
+import { documentLength, packDocuments, type TokenDocument } from "../data/pack.js";
 import {
   DEFAULT_IMAGE_OPTIONS,
   type ImageOptions,
   type TransfusionPipeline,
 } from "../generate/pipeline.js";
+import { crossEntropy } from "../tensor/ops/nn.js";
+import { noGrad, Tensor } from "../tensor/tensor.js";
 import type { EvalClassifier } from "./classifier.js";
 import { fid } from "./metrics.js";
 import { bitsPerByte } from "./perplexity.js";
@@ -63,6 +66,11 @@ export interface EvaluateResult {
   captionAccuracy: number | null;
   /** Generated captions equal to the true caption. */
   captionExact: number | null;
+  /**
+   * Mean cross-entropy (nats per token, end of document included) of the true caption after
+   * the clean image: a captioning measure that still moves when accuracy is at its ceiling.
+   */
+  captionLoss: number | null;
   /** Shapes only: generated images passing the pixel-space attribute checker (colour and kind). */
   checkerAccuracy: number | null;
   settings: {
@@ -95,6 +103,50 @@ function heldOut(dataset: ImageTextDataset, from: number, n: number): Example[] 
   return Array.from({ length: n }, (_, i) => test.get(from + i));
 }
 
+/**
+ * Returns the mean cross-entropy (nats per token) of each example's caption, end of document
+ * included, teacher-forced after its clean image (t = 0), as captioning sees it.
+ */
+export function captionLoss(
+  pipeline: TransfusionPipeline,
+  examples: readonly Example[],
+  batch = 25,
+): number {
+  const c = pipeline.config;
+  const g = c.latentSize / c.patchSize;
+  const sp = pipeline.special;
+  let nats = 0;
+  let tokens = 0;
+  for (let at = 0; at < examples.length; at += batch) {
+    const chunk = examples.slice(at, at + batch);
+    const docs: TokenDocument[] = chunk.map((e, i) => ({
+      segments: [{ image: i, t: 0 }, { text: pipeline.tokenizer.encode(e.caption) }],
+    }));
+    const seqLen = Math.max(...docs.map((d) => documentLength(d, { gridH: g, gridW: g }) + 1));
+    const { layout } = packDocuments(docs, {
+      seqLen,
+      gridH: g,
+      gridW: g,
+      boiId: sp.boiId,
+      eoiId: sp.eoiId,
+      padId: sp.padId,
+      eodId: sp.eodId,
+    });
+    const latents = pipeline.encodeImages(chunk.map((e) => e.image));
+    const xt = new Tensor(latents, [chunk.length, c.latentChannels, c.latentSize, c.latentSize]);
+    noGrad(() => {
+      const out = pipeline.model.forward(layout, xt, new Array(chunk.length).fill(0), {
+        skipImagePred: true,
+      });
+      if (!out.textLogits) return;
+      const targets = Int32Array.from(out.textRows, (r) => layout.textTargets[r]!);
+      for (const l of crossEntropy(out.textLogits, targets, "none").f32) nats += l;
+      tokens += targets.length;
+    });
+  }
+  return tokens > 0 ? nats / tokens : Number.NaN;
+}
+
 /** Returns every metric of `pipeline` on `dataset`'s held-out split and held-out text. */
 export function evaluatePipeline(
   pipeline: TransfusionPipeline,
@@ -119,6 +171,7 @@ export function evaluatePipeline(
     fidRealFloor: null,
     captionAccuracy: null,
     captionExact: null,
+    captionLoss: null,
     checkerAccuracy: null,
     settings: {
       dataset: dataset.name,
@@ -206,6 +259,7 @@ export function evaluatePipeline(
     }
     result.captionAccuracy = right / n;
     result.captionExact = exact / n;
+    result.captionLoss = captionLoss(pipeline, examples, batch);
   }
   return result;
 }

@@ -50,6 +50,7 @@ const COLUMNS: Array<{ head: string; metric: Metric; digits: number; percent?: b
   { head: "real-vs-real FID", metric: "fidRealFloor", digits: 2 },
   { head: "checker acc. %", metric: "checkerAccuracy", digits: 1, percent: true },
   { head: "caption acc. %", metric: "captionAccuracy", digits: 1, percent: true },
+  { head: "caption NLL", metric: "captionLoss", digits: 3 },
   { head: "bits/byte", metric: "bitsPerByte", digits: 3 },
 ];
 

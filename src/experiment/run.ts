@@ -9,6 +9,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { getDataset } from "../data/datasets/index.js";
+import type { SamplerKind } from "../diffusion/config.js";
 import { ensureClassifier } from "../eval/classifier.js";
 import { type EvaluateResult, evaluatePipeline } from "../eval/evaluate.js";
 import { TransfusionPipeline } from "../generate/pipeline.js";
@@ -27,7 +28,8 @@ export interface ExperimentOptions {
   steps: number;
   /** Held-out captions and images per evaluation. */
   evalCount: number;
-  /** Sampler steps of the evaluation (DDIM). */
+  /** How evaluation images are drawn (respaced DDPM or DDIM) and in how many steps. */
+  sampler: SamplerKind;
   sampleSteps: number;
   /** Overrides of the shared run config (tests use a tiny one). */
   base?: Partial<RunConfig>;
@@ -45,8 +47,12 @@ export type ExperimentEvent =
   | { kind: "stage"; message: string }
   | { kind: "run"; run: string; index: number; total: number; event: RunEvent };
 
+/** Bumped when what an evaluation measures changes, so stored ones are redone. */
+export const EVAL_VERSION = 2;
+
 /** The metrics of one trained model at one guidance scale. */
 export interface RunRecord {
+  version: number;
   variant: string;
   seed: number;
   guidance: number;
@@ -64,6 +70,7 @@ export interface RunRecord {
     | "fidRealFloor"
     | "captionAccuracy"
     | "captionExact"
+    | "captionLoss"
     | "checkerAccuracy"
   >;
   settings: EvaluateResult["settings"];
@@ -173,9 +180,11 @@ export async function runExperiment(
       const fresh = (g: number) => {
         if (!existsSync(evalPath(g))) return null;
         const r = readJson(evalPath(g)) as RunRecord;
-        return r.steps === o.steps &&
+        return r.version === EVAL_VERSION &&
+          r.steps === o.steps &&
           r.settings.count === o.evalCount &&
-          r.settings.image.steps === o.sampleSteps
+          r.settings.image.steps === o.sampleSteps &&
+          r.settings.image.sampler === o.sampler
           ? r
           : null;
       };
@@ -211,7 +220,7 @@ export async function runExperiment(
         emit({ kind: "stage", message: `evaluating ${name} at guidance ${g}` });
         const ev = evaluatePipeline(pipeline, dataset, {
           count: o.evalCount,
-          image: { sampler: "ddim", steps: o.sampleSteps, guidanceScale: g, seed: 7 },
+          image: { sampler: o.sampler, steps: o.sampleSteps, guidanceScale: g, seed: 7 },
           textCorpus: base.textCorpus,
           ...(o.textBytes ? { textBytes: o.textBytes } : {}),
           classifier: clf.classifier,
@@ -220,6 +229,7 @@ export async function runExperiment(
         });
         const first = g === scales[0] ? null : fresh(scales[0]!);
         const record: RunRecord = {
+          version: EVAL_VERSION,
           variant: v.id,
           seed,
           guidance: g,
@@ -235,6 +245,7 @@ export async function runExperiment(
             fidRealFloor: ev.fidRealFloor,
             captionAccuracy: ev.captionAccuracy ?? first?.metrics.captionAccuracy ?? null,
             captionExact: ev.captionExact ?? first?.metrics.captionExact ?? null,
+            captionLoss: ev.captionLoss ?? first?.metrics.captionLoss ?? null,
             checkerAccuracy: ev.checkerAccuracy,
           },
           settings: ev.settings,

@@ -7,7 +7,7 @@ import { getDataset } from "../../src/data/datasets/index.js";
 import type { Example, ImageTextDataset } from "../../src/data/datasets/types.js";
 import type { Image } from "../../src/data/image.js";
 import { classifierSpecFor, EvalClassifier } from "../../src/eval/classifier.js";
-import { captionMatches, evaluatePipeline } from "../../src/eval/evaluate.js";
+import { captionLoss, captionMatches, evaluatePipeline } from "../../src/eval/evaluate.js";
 import { fid } from "../../src/eval/metrics.js";
 import { TransfusionPipeline } from "../../src/generate/pipeline.js";
 import { makeConfig } from "../../src/model/config.js";
@@ -22,21 +22,40 @@ const test_ = shapes.split("test");
 const heldOut = (from: number, n: number): Example[] =>
   Array.from({ length: n }, (_, i) => test_.get(from + i));
 
-/** A stand-in pipeline: images and captions come from the functions given. */
+/** A tiny random-weight pipeline over the shapes captions. */
+function tinyPipeline(): TransfusionPipeline {
+  const captions = heldOut(0, 40).map((e) => e.caption);
+  const tokenizer = trainBpe([...captions, "call me ishmael. the whale, the sea."], {
+    vocabSize: 300,
+  });
+  const vae = new Vae(vaeConfig({ baseChannels: 8, groups: 4, levels: 3 }), new Rng(2));
+  const [C, h] = vae.latentShape(32, 32);
+  const cfg = makeConfig("tiny", {
+    vocab: tokenizer.vocabSize,
+    dim: 32,
+    layers: 1,
+    heads: 4,
+    mlpHidden: 48,
+    latentChannels: C,
+    latentSize: h,
+    patchSize: h >= 4 ? 2 : 1,
+  });
+  return new TransfusionPipeline(new Transfusion(cfg, new Rng(1)), tokenizer, vae, "tiny", 96);
+}
+const TINY = tinyPipeline();
+
+/** The tiny pipeline with its images and captions replaced by the functions given. */
 function fake(
   draw: (caption: string, index: number) => Image,
   describe: (image: Image, index: number) => string,
 ): TransfusionPipeline {
-  return {
-    contextLength: 128,
-    textToImage(captions: readonly string[], o: { firstSample?: number } = {}) {
-      const at = o.firstSample ?? 0;
-      return { images: captions.map((c, i) => draw(c, at + i)), latents: [] };
-    },
-    caption(images: readonly Image[]) {
-      return images.map((img, i) => describe(img, i));
-    },
-  } as unknown as TransfusionPipeline;
+  const p = Object.create(TINY) as TransfusionPipeline;
+  p.textToImage = (captions, o = {}) => {
+    const at = o.firstSample ?? 0;
+    return { images: captions.map((c, i) => draw(c, at + i)), latents: [] };
+  };
+  p.caption = (images) => images.map((img, i) => describe(img, i));
+  return p;
 }
 
 test("a generator that returns the real images scores the classifier's own accuracy, and its FID equals the real-vs-real floor", () => {
@@ -127,24 +146,7 @@ test("skipped directions report null and a too-small held-out split is an error 
 });
 
 test("a tiny real pipeline is scored in every direction with finite metrics", () => {
-  const captions = heldOut(0, 40).map((e) => e.caption);
-  const tokenizer = trainBpe([...captions, "call me ishmael. the whale, the sea."], {
-    vocabSize: 300,
-  });
-  const vae = new Vae(vaeConfig({ baseChannels: 8, groups: 4, levels: 3 }), new Rng(2));
-  const [C, h] = vae.latentShape(32, 32);
-  const cfg = makeConfig("tiny", {
-    vocab: tokenizer.vocabSize,
-    dim: 32,
-    layers: 1,
-    heads: 4,
-    mlpHidden: 48,
-    latentChannels: C,
-    latentSize: h,
-    patchSize: h >= 4 ? 2 : 1,
-  });
-  const p = new TransfusionPipeline(new Transfusion(cfg, new Rng(1)), tokenizer, vae, "tiny", 96);
-  const r = evaluatePipeline(p, shapes, {
+  const r = evaluatePipeline(TINY, shapes, {
     count: 4,
     batch: 2,
     image: { sampler: "ddim", steps: 2 },
@@ -152,7 +154,7 @@ test("a tiny real pipeline is scored in every direction with finite metrics", ()
     textBytes: 600,
     classifier: clf,
   });
-  for (const k of ["bitsPerByte", "fid", "fidRealFloor"] as const) {
+  for (const k of ["bitsPerByte", "fid", "fidRealFloor", "captionLoss"] as const) {
     assert.ok(Number.isFinite(r[k]) && r[k]! >= 0, `${k} = ${r[k]}`);
   }
   for (const k of ["generationAccuracy", "captionAccuracy", "checkerAccuracy"] as const) {
@@ -161,4 +163,16 @@ test("a tiny real pipeline is scored in every direction with finite metrics", ()
   assert.equal(r.settings.image.sampler, "ddim");
   assert.equal(r.settings.seqLen, 96);
   assert.equal(r.settings.classifier, "shapes-easy");
+});
+
+test("caption loss does not depend on how examples are batched (documents never see each other)", () => {
+  const ex = heldOut(0, 6);
+  const together = captionLoss(TINY, ex, 6);
+  // Per-example losses weighted by their token counts (caption tokens + end of document).
+  const count = (e: Example) => TINY.tokenizer.encode(e.caption).length + 1;
+  const weighted =
+    ex.reduce((s, e) => s + captionLoss(TINY, [e], 1) * count(e), 0) /
+    ex.reduce((s, e) => s + count(e), 0);
+  assert.ok(Math.abs(together - weighted) < 1e-4, `${together} vs ${weighted}`);
+  assert.ok(together > 0 && Number.isFinite(together));
 });

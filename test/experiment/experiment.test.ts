@@ -18,6 +18,7 @@ const options = (steps: number): ExperimentOptions => ({
   seeds: [0, 1],
   steps,
   evalCount: 4,
+  sampler: "ddim",
   sampleSteps: 2,
   textBytes: 400,
   vaeSteps: 3,
