@@ -10,7 +10,7 @@ import { getDataset, isShapesDifficulty } from "../data/datasets/index.js";
 import { writeImageGrid } from "../data/grid.js";
 import { ensureClassifier, isClassifierDataset, loadClassifier } from "../eval/classifier.js";
 import { evaluatePipeline } from "../eval/evaluate.js";
-import { TransfusionPipeline } from "../generate/pipeline.js";
+import { DEFAULT_IMAGE_OPTIONS, TransfusionPipeline } from "../generate/pipeline.js";
 import { CONFIG_FILE, readJson, resolveCheckpointDir } from "../io/checkpoint.js";
 import { setBackend } from "../tensor/backends/index.js";
 import {
@@ -67,18 +67,23 @@ export function registerEval(program: Command): void {
       (v) => parsePositiveInt(v, "--count"),
       200,
     )
-    .option("--sampler <name>", "ddpm (default) | ddim | flow-euler", parseSampler, "ddpm")
+    .option(
+      "--sampler <name>",
+      "ddpm (default) | ddim | flow-euler",
+      parseSampler,
+      DEFAULT_IMAGE_OPTIONS.sampler,
+    )
     .option(
       "--sample-steps <n>",
       "denoising steps",
       (v) => parsePositiveInt(v, "--sample-steps"),
-      100,
+      DEFAULT_IMAGE_OPTIONS.steps,
     )
     .option(
       "--guidance <s>",
       "classifier-free guidance scale; 0 for none",
       (v) => parseNumber(v, "--guidance"),
-      5,
+      DEFAULT_IMAGE_OPTIONS.guidanceScale ?? 0,
     )
     .option("--seed <n>", "sampling seed", (v) => parseNonNegativeInt(v, "--seed"), 7)
     .option("--data <name>", "held-out data (default: the dataset the checkpoint was trained on)")

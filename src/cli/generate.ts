@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { writeImageGrid } from "../data/grid.js";
 import { readImage, writePng } from "../data/image.js";
-import { TransfusionPipeline } from "../generate/pipeline.js";
+import { DEFAULT_IMAGE_OPTIONS, TransfusionPipeline } from "../generate/pipeline.js";
 import { setBackend } from "../tensor/backends/index.js";
 import {
   parseBackend,
@@ -35,20 +35,20 @@ export function registerGenerate(program: Command): void {
       "--steps <n>",
       "denoising steps (the paper uses 250 DDPM steps)",
       (v) => parsePositiveInt(v, "--steps"),
-      50,
+      DEFAULT_IMAGE_OPTIONS.steps,
     )
     .option(
       "--guidance <s>",
       "classifier-free guidance scale; 0 for none",
       (v) => parseNumber(v, "--guidance"),
-      3,
+      DEFAULT_IMAGE_OPTIONS.guidanceScale ?? 0,
     )
     .option("--seed <n>", "random seed", (v) => parseNonNegativeInt(v, "--seed"), 0)
     .option(
       "--x0-clip <c>",
       "clip predicted clean latents to ±c each step; 0 for none",
       (v) => parseNumber(v, "--x0-clip"),
-      4,
+      DEFAULT_IMAGE_OPTIONS.x0Clip ?? 0,
     )
     .option("--out <dir>", "output folder", "generated")
     .option("--backend <name>", "js or native")
