@@ -25,7 +25,7 @@ export function registerExperiment(program: Command): void {
       "--seeds <list>",
       "training seeds, comma-separated",
       (v) => parseIntList(v, "--seeds"),
-      [0, 1, 2],
+      [0, 1],
     )
     .option(
       "--steps <n>",
