@@ -65,7 +65,7 @@ export function resultsTable(result: ExperimentResult): string {
     "image loss",
     "parameters",
   ];
-  const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
+  const rows: string[][] = [];
   for (const v of spec.variants) {
     for (const g of scales) {
       const rs = records.filter((r) => r.variant === v.id && r.guidance === g);
@@ -85,10 +85,19 @@ export function resultsTable(result: ExperimentResult): string {
         ),
         rs[0]!.parameters.toLocaleString("en-US"),
       ];
-      lines.push(`| ${row.join(" | ")} |`);
+      rows.push(row);
     }
   }
-  return lines.join("\n");
+  return markdownTable(head, rows);
+}
+
+/** Returns a Markdown table with every column padded to its widest cell (as formatters do). */
+export function markdownTable(head: readonly string[], rows: readonly string[][]): string {
+  const len = (x: string) => [...x].length;
+  const widths = head.map((h, c) => Math.max(3, len(h), ...rows.map((r) => len(r[c] ?? ""))));
+  const line = (cells: readonly string[]) =>
+    `| ${cells.map((x, c) => x + " ".repeat(widths[c]! - len(x))).join(" | ")} |`;
+  return [line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }
 
 /** Returns a moving average of `points` over `window` values, thinned to every `every`-th. */

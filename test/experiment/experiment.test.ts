@@ -6,7 +6,13 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { meanSd, replaceSection, resultsTable, writeReport } from "../../src/experiment/report.js";
+import {
+  markdownTable,
+  meanSd,
+  replaceSection,
+  resultsTable,
+  writeReport,
+} from "../../src/experiment/report.js";
 import { type ExperimentOptions, runExperiment, variantConfig } from "../../src/experiment/run.js";
 import { EXPERIMENTS, experimentRunConfig, getExperiment } from "../../src/experiment/specs.js";
 
@@ -37,6 +43,20 @@ test("meanSd gives the sample standard deviation and ignores missing values", ()
   assert.deepEqual(meanSd([1, 3]), { mean: 2, sd: Math.SQRT2 });
   assert.deepEqual(meanSd([5, null]), { mean: 5, sd: 0 });
   assert.equal(meanSd([null]), null);
+});
+
+test("markdownTable pads every column to its widest cell, as the formatter does", () => {
+  assert.equal(
+    markdownTable(
+      ["variant", "acc ± x", "λ = 1"],
+      [["bidirectional (baseline)", "38.3 ± 7.4", "1"]],
+    ),
+    [
+      "| variant                  | acc ± x    | λ = 1 |",
+      "| ------------------------ | ---------- | ----- |",
+      "| bidirectional (baseline) | 38.3 ± 7.4 | 1     |",
+    ].join("\n"),
+  );
 });
 
 test("replaceSection replaces only between its markers and appends when they are absent", () => {
@@ -128,7 +148,8 @@ test("an experiment trains every variant and seed, reuses its results, and resum
   const md = readFileSync(results, "utf8");
   assert.ok(md.startsWith("# Results\n\nWhat we found.\n"));
   assert.equal(md.match(/<!-- experiment:attention -->/g)?.length, 1);
-  assert.ok(md.includes("| bidirectional (baseline) |") && md.includes("| causal |"));
+  assert.match(md, /^\| bidirectional \(baseline\) \|/m);
+  assert.match(md, /^\| causal +\|/m);
   assert.ok(resultsTable(resumed).split("\n").length === 4);
   for (const f of [files.json!, files.samples!]) assert.ok(existsSync(f), f);
   const stored = JSON.parse(readFileSync(files.json!, "utf8"));
