@@ -166,7 +166,7 @@ export async function writeReport(
   if (scales.length > 1) {
     const seeds = [...new Set(result.records.map((r) => r.seed))].sort((a, b) => a - b);
     const trade: Series[] = seeds.map((s, i) => ({
-      name: `seed ${s} (guidance ${scales.join(", ")})`,
+      name: `seed ${s}`,
       colour: COLOURS[i % COLOURS.length]!,
       points: scales.flatMap((g) => {
         const r = result.records.find((x) => x.seed === s && x.guidance === g);
@@ -175,7 +175,10 @@ export async function writeReport(
           : [];
       }),
     }));
-    const opts = { title: "generation accuracy (y) vs FID (x) as guidance grows", xLabel: "FID" };
+    const opts = {
+      title: `generation accuracy (y) vs FID (x), guidance ${scales.join(", ")} (right to left)`,
+      xLabel: "FID",
+    };
     files.tradeoff = join(outDir, `${spec.name}-tradeoff.png`);
     await writePng(files.tradeoff, renderChart(trade, opts));
     writeFileSync(join(outDir, `${spec.name}-tradeoff.svg`), chartSvg(trade, opts));

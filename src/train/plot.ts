@@ -141,6 +141,7 @@ export function chartSvg(series: Series[], opts: ChartOptions = {}): string {
   const py = (y: number) => (MARGIN.top + (1 - (y - b.y0) / (b.y1 - b.y0)) * ph).toFixed(1);
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`,
+    `<title>${escapeXml(opts.title ?? "chart")}</title>`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
   ];
   for (let k = 0; k <= 4; k++) {
