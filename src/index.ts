@@ -28,7 +28,7 @@ export {
 export { type EvaluateResult, evaluatePipeline } from "./eval/evaluate.js";
 export { fid, frechetDistance } from "./eval/metrics.js";
 export { bitsPerByte } from "./eval/perplexity.js";
-export { evaluateShapes } from "./eval/shapes.js";
+export { colourAndKindMatch } from "./eval/shapes.js";
 export { writeReport } from "./experiment/report.js";
 export { runExperiment } from "./experiment/run.js";
 export { EXPERIMENTS, getExperiment } from "./experiment/specs.js";

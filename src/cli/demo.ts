@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { writeImageGrid } from "../data/grid.js";
-import { evaluateShapes } from "../eval/shapes.js";
+import { evaluatePipeline } from "../eval/evaluate.js";
 import { setBackend } from "../tensor/backends/index.js";
 import { runTraining } from "../train/run.js";
 import { RUN_PRESETS } from "../train/run-config.js";
@@ -61,11 +61,14 @@ export function registerDemo(program: Command): void {
       );
     }
     process.stderr.write("» scoring on held-out captions and images\n");
-    const ev = evaluateShapes(r.pipeline, r.dataset, {
-      count: o.evalCount,
+    // Scored in pixel space by the shapes checker (no learned classifier needed here).
+    const ev = evaluatePipeline(r.pipeline, r.dataset, {
+      count: Math.min(o.evalCount, r.dataset.split("test").size),
       batch: 25,
       image: { seed: 7 },
-      onProgress: (done, total, what) => process.stderr.write(`  ${what}: ${done}/${total}\n`),
+      textCorpus: null,
+      classifier: null,
+      onProgress: (what, done, total) => process.stderr.write(`  ${what}: ${done}/${total}\n`),
     });
     const shown = Math.min(24, ev.generated.length);
     const files: Record<string, string> = { ...r.files };
@@ -99,8 +102,8 @@ export function registerDemo(program: Command): void {
       finalImageLoss: r.final?.image ?? null,
       vaePsnr: r.vaePsnr,
       evalCount: ev.generated.length,
-      generationAccuracy: ev.generationAccuracy,
-      generationAllAttributes: ev.generationAllAttributes,
+      generationAccuracy: ev.checkerAccuracy,
+      generationAllAttributes: ev.checkerAllAttributes,
       captionAccuracy: ev.captionAccuracy,
       captionExact: ev.captionExact,
       files,
@@ -118,10 +121,10 @@ export function registerDemo(program: Command): void {
       `  text loss ${summary.finalTextLoss?.toFixed(3)}, image loss ${summary.finalImageLoss?.toFixed(4)}`,
     );
     console.log(
-      `  images matching their caption (colour and shape): ${(100 * ev.generationAccuracy).toFixed(1)}% of ${ev.generated.length}`,
+      `  images matching their caption (colour and shape): ${(100 * ev.checkerAccuracy!).toFixed(1)}% of ${ev.generated.length}`,
     );
     console.log(
-      `  captions naming the right colour and shape: ${(100 * ev.captionAccuracy).toFixed(1)}% (exact: ${(100 * ev.captionExact).toFixed(1)}%)`,
+      `  captions naming the right colour and shape: ${(100 * ev.captionAccuracy!).toFixed(1)}% (exact: ${(100 * ev.captionExact!).toFixed(1)}%)`,
     );
     for (const [k, v] of Object.entries(files)) console.log(`  ${k}: ${v}`);
   });

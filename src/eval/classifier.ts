@@ -30,6 +30,7 @@ import { withArena } from "../tensor/pool.js";
 import { mixSeed, Rng } from "../tensor/rng.js";
 import { readSafetensorsFile, writeSafetensorsFile } from "../tensor/safetensors.js";
 import { noGrad, type Tensor } from "../tensor/tensor.js";
+import { shapePairs } from "./shapes.js";
 
 export type { ShapesDifficulty } from "../data/datasets/shapes.js";
 
@@ -392,23 +393,6 @@ export class EvalClassifier extends Module {
     });
     return out;
   }
-}
-
-/** Returns the sorted "colour kind" pairs of shapes labels (one or two). */
-export function shapePairs(labels: Labels): string[] {
-  const count = labels.shapes;
-  if (count !== 1 && count !== 2)
-    throw new Error(`shapes labels: field "shapes" must be 1 or 2, got ${JSON.stringify(count)}`);
-  const pair = (colour: string, kind: string): string => {
-    const c = labels[colour];
-    const k = labels[kind];
-    if (typeof c !== "string" || typeof k !== "string")
-      throw new Error(`shapes labels: fields "${colour}" and "${kind}" must be strings`);
-    return `${c} ${k}`;
-  };
-  const pairs = [pair("colour", "kind")];
-  if (count === 2) pairs.push(pair("colour2", "kind2"));
-  return pairs.sort();
 }
 
 /** Returns the index of the largest value of each row of a [rows, cols] array. */

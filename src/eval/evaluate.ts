@@ -73,6 +73,8 @@ export interface EvaluateResult {
   captionLoss: number | null;
   /** Shapes only: generated images passing the pixel-space attribute checker (colour and kind). */
   checkerAccuracy: number | null;
+  /** Shapes only: … and also right in count, size and position or relation. */
+  checkerAllAttributes: number | null;
   settings: {
     dataset: string;
     count: number;
@@ -154,12 +156,16 @@ export function evaluatePipeline(
   opts: EvaluateOptions,
 ): EvaluateResult {
   const n = opts.count;
-  if (!Number.isInteger(n) || n < 2) throw new Error(`evaluate: count must be ≥ 2, got ${n}`);
+  const clf = opts.classifier;
+  // A covariance for FID needs two samples; scoring alone needs one.
+  const least = clf ? 2 : 1;
+  if (!Number.isInteger(n) || n < least) {
+    throw new Error(`evaluate: count must be ≥ ${least}, got ${n}`);
+  }
   const batch = opts.batch ?? 25;
   const image: ImageOptions = { ...DEFAULT_IMAGE_OPTIONS, ...opts.image };
   const textBytes = opts.textBytes ?? 50_000;
   const skip = opts.skip ?? {};
-  const clf = opts.classifier;
   const isShapes = dataset.name === "shapes";
   const examples = heldOut(dataset, 0, n);
 
@@ -173,6 +179,7 @@ export function evaluatePipeline(
     captionExact: null,
     captionLoss: null,
     checkerAccuracy: null,
+    checkerAllAttributes: null,
     settings: {
       dataset: dataset.name,
       count: n,
@@ -228,12 +235,15 @@ export function evaluatePipeline(
       result.fidRealFloor = fid(realA, n, realB, n, d);
     }
     if (isShapes) {
+      let all = 0;
       images.forEach((img, i) => {
         const s = scoreShapeImage(img, examples[i]!.labels);
         if (s.colour && s.kind) checked++;
+        if (s.all) all++;
         if (!clf) ok[i] = s.colour && s.kind;
       });
       result.checkerAccuracy = checked / n;
+      result.checkerAllAttributes = all / n;
     }
     result.generated = images.map((img, i) => ({
       caption: examples[i]!.caption,
