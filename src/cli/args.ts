@@ -1,4 +1,5 @@
 /** Flag parsers shared by the commands; each error names the flag. */
+import { isShapesDifficulty, type ShapesDifficulty } from "../data/datasets/index.js";
 import type { SamplerKind } from "../diffusion/config.js";
 import type { BackendName } from "../tensor/backends/index.js";
 
@@ -14,6 +15,21 @@ export function parseNumber(v: string, flag: string): number {
   const n = Number(v);
   if (!Number.isFinite(n)) throw new Error(`${flag} must be a number, got "${v}"`);
   return n;
+}
+
+/** Returns a positive finite number parsed from a flag value, or throws naming the flag. */
+export function parsePositiveNumber(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new Error(`${flag} must be a positive number, got "${v}"`);
+  return n;
+}
+
+/** Returns a shapes difficulty from the value of --shapes-difficulty. */
+export function parseShapesDifficulty(v: string): ShapesDifficulty {
+  if (!isShapesDifficulty(v))
+    throw new Error(`--shapes-difficulty must be easy, medium or hard, got "${v}"`);
+  return v;
 }
 
 /** Returns a positive integer parsed from a flag value, or throws naming the flag. */

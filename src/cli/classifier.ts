@@ -1,7 +1,7 @@
 /** `transfusion classifier …`: train and measure the evaluation classifiers (accuracy, FID). */
 import { join } from "node:path";
 import type { Command } from "commander";
-import { isShapesDifficulty, type ShapesDifficulty } from "../data/datasets/index.js";
+import type { ShapesDifficulty } from "../data/datasets/index.js";
 import {
   CLASSIFIER_DATASETS,
   CLASSIFIER_TRAIN_DEFAULTS,
@@ -13,7 +13,13 @@ import {
   trainClassifier,
 } from "../eval/classifier.js";
 import { setBackend } from "../tensor/backends/index.js";
-import { parseBackend, parseNonNegativeInt, parsePositiveInt } from "./args.js";
+import {
+  parseBackend,
+  parseNonNegativeInt,
+  parsePositiveInt,
+  parsePositiveNumber,
+  parseShapesDifficulty,
+} from "./args.js";
 import { endProgress, fmt, printJson, progressLine, table } from "./output.js";
 import { formatDuration } from "./progress.js";
 
@@ -23,21 +29,6 @@ function parseClassifierData(v: string): string {
     throw new Error(`--data must be one of ${CLASSIFIER_DATASETS.join(", ")}, got "${v}"`);
   }
   return v;
-}
-
-/** Returns a shapes difficulty, or throws naming the flag. */
-function parseDifficulty(v: string): ShapesDifficulty {
-  if (!isShapesDifficulty(v))
-    throw new Error(`--shapes-difficulty must be easy, medium or hard, got "${v}"`);
-  return v;
-}
-
-/** Returns a positive finite number parsed from a flag value, or throws naming the flag. */
-function parsePositiveNumber(v: string, flag: string): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0)
-    throw new Error(`${flag} must be a positive number, got "${v}"`);
-  return n;
 }
 
 /** Returns table rows for a report's accuracies. */
@@ -79,7 +70,7 @@ export function registerClassifier(program: Command): void {
     .option(
       "--shapes-difficulty <level>",
       "shapes only: easy, medium or hard (default medium)",
-      parseDifficulty,
+      parseShapesDifficulty,
     )
     .option("--out <dir>", "output folder (default runs/classifiers/<dataset>[-<difficulty>])")
     .option("--steps <n>", `training steps (default ${CLASSIFIER_TRAIN_DEFAULTS.steps})`, (v) =>

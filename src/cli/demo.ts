@@ -6,8 +6,7 @@
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
-import { writeImageGrid } from "../data/grid.js";
-import { evaluatePipeline } from "../eval/evaluate.js";
+import { evaluatePipeline, writeScoredGrids } from "../eval/evaluate.js";
 import { setBackend } from "../tensor/backends/index.js";
 import { runTraining } from "../train/run.js";
 import { RUN_PRESETS } from "../train/run-config.js";
@@ -70,29 +69,7 @@ export function registerDemo(program: Command): void {
       classifier: null,
       onProgress: (what, done, total) => process.stderr.write(`  ${what}: ${done}/${total}\n`),
     });
-    const shown = Math.min(24, ev.generated.length);
-    const files: Record<string, string> = { ...r.files };
-    files.generated = join(out, "generated.png");
-    await writeImageGrid(
-      files.generated,
-      ev.generated.slice(0, shown).map((g) => g.image),
-      {
-        columns: 6,
-        captions: ev.generated.slice(0, shown).map((g) => `${g.ok ? "" : "x "}${g.caption}`),
-      },
-    );
-    files.captions = join(out, "captions.png");
-    await writeImageGrid(
-      files.captions,
-      ev.captions.slice(0, shown).map((c) => c.image),
-      {
-        columns: 6,
-        // The model's caption under each image; a wrong one is marked and followed by the truth.
-        captions: ev.captions
-          .slice(0, shown)
-          .map((c) => (c.ok ? c.generated : `x ${c.generated} (true: ${c.truth})`)),
-      },
-    );
+    const files: Record<string, string> = { ...r.files, ...(await writeScoredGrids(out, ev)) };
     const minutes = (Date.now() - t0) / 60000;
     const summary = {
       minutes: Number(minutes.toFixed(2)),

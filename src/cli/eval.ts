@@ -6,10 +6,9 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
-import { getDataset, isShapesDifficulty } from "../data/datasets/index.js";
-import { writeImageGrid } from "../data/grid.js";
+import { getDataset, isShapesDifficulty, type ShapesDifficulty } from "../data/datasets/index.js";
 import { ensureClassifier, isClassifierDataset, loadClassifier } from "../eval/classifier.js";
-import { evaluatePipeline } from "../eval/evaluate.js";
+import { evaluatePipeline, writeScoredGrids } from "../eval/evaluate.js";
 import { DEFAULT_IMAGE_OPTIONS, TransfusionPipeline } from "../generate/pipeline.js";
 import { CONFIG_FILE, readJson, resolveCheckpointDir } from "../io/checkpoint.js";
 import { setBackend } from "../tensor/backends/index.js";
@@ -19,6 +18,7 @@ import {
   parseNumber,
   parsePositiveInt,
   parseSampler,
+  parseShapesDifficulty,
 } from "./args.js";
 import { endProgress, fmt, printJson, progressLine, table } from "./output.js";
 
@@ -26,7 +26,7 @@ import { endProgress, fmt, printJson, progressLine, table } from "./output.js";
 interface RunInfo {
   data: string;
   textCorpus: string | null;
-  shapesDifficulty: string | null;
+  shapesDifficulty: ShapesDifficulty | null;
   imageSize: number;
 }
 
@@ -49,9 +49,20 @@ function runInfo(checkpoint: string): RunInfo {
         : run.textCorpus === null
           ? null
           : "moby-dick",
-    shapesDifficulty: typeof run.shapesDifficulty === "string" ? run.shapesDifficulty : null,
+    shapesDifficulty: recordedDifficulty(run.shapesDifficulty, path),
     imageSize: typeof run.imageSize === "number" ? run.imageSize : 32,
   };
+}
+
+/** Returns the shapes level a checkpoint recorded (null: none), or throws naming the file. */
+function recordedDifficulty(v: unknown, path: string): ShapesDifficulty | null {
+  if (v === undefined || v === null) return null;
+  if (!isShapesDifficulty(v)) {
+    throw new Error(
+      `${path}: field "run.shapesDifficulty" must be easy, medium, hard or null, got ${JSON.stringify(v)}`,
+    );
+  }
+  return v;
 }
 
 export function registerEval(program: Command): void {
@@ -90,6 +101,7 @@ export function registerEval(program: Command): void {
     .option(
       "--shapes-difficulty <level>",
       "shapes variant: easy | medium | hard (default: the checkpoint's)",
+      parseShapesDifficulty,
     )
     .option(
       "--text-corpus <name>",
@@ -123,10 +135,7 @@ export function registerEval(program: Command): void {
           `${checkpoint}: trained on documents (${data}); pass --data with a dataset name to score images`,
         );
       }
-      const difficulty: string | null = o.shapesDifficulty ?? info.shapesDifficulty;
-      if (difficulty !== null && !isShapesDifficulty(difficulty)) {
-        throw new Error(`--shapes-difficulty must be easy, medium or hard, got "${difficulty}"`);
-      }
+      const difficulty: ShapesDifficulty | null = o.shapesDifficulty ?? info.shapesDifficulty;
       const textCorpus: string | null =
         o.textCorpus === "none" ? null : (o.textCorpus ?? info.textCorpus);
       const dataset = await getDataset(data, {
@@ -177,33 +186,7 @@ export function registerEval(program: Command): void {
       endProgress();
       const out = resolve(o.out ?? join(dirname(resolve(pipeline.source)), "eval"));
       mkdirSync(out, { recursive: true });
-      const files: Record<string, string> = {};
-      const shown = Math.min(24, r.generated.length);
-      if (shown > 0) {
-        files.generated = join(out, "generated.png");
-        await writeImageGrid(
-          files.generated,
-          r.generated.slice(0, shown).map((g) => g.image),
-          {
-            columns: 6,
-            captions: r.generated.slice(0, shown).map((g) => `${g.ok ? "" : "x "}${g.caption}`),
-          },
-        );
-      }
-      if (r.captions.length > 0) {
-        const n = Math.min(24, r.captions.length);
-        files.captions = join(out, "captions.png");
-        await writeImageGrid(
-          files.captions,
-          r.captions.slice(0, n).map((c) => c.image),
-          {
-            columns: 6,
-            captions: r.captions
-              .slice(0, n)
-              .map((c) => (c.ok ? c.generated : `x ${c.generated} (true: ${c.truth})`)),
-          },
-        );
-      }
+      const files = await writeScoredGrids(out, r);
       const summary = {
         checkpoint: pipeline.source,
         bitsPerByte: r.bitsPerByte,

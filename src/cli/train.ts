@@ -1,11 +1,16 @@
 /** `transfusion train`: a full training run on a built-in dataset or a JSONL document file. */
 
 import type { Command } from "commander";
-import { isShapesDifficulty } from "../data/datasets/index.js";
 import { setBackend } from "../tensor/backends/index.js";
 import { type RunOptions, runTraining } from "../train/run.js";
 import { loadRunConfig, RUN_PRESETS, type RunConfig } from "../train/run-config.js";
-import { parseBackend, parseNonNegativeInt, parseNumber, parsePositiveInt } from "./args.js";
+import {
+  parseBackend,
+  parseNonNegativeInt,
+  parseNumber,
+  parsePositiveInt,
+  parseShapesDifficulty,
+} from "./args.js";
 import { printJson } from "./output.js";
 import { runProgress } from "./progress.js";
 
@@ -35,10 +40,7 @@ export function applyRunFlags(base: RunConfig, o: Record<string, unknown>): RunC
   if (o.batch) c.rows = o.batch as number;
   if (o.maxImages) c.maxImages = o.maxImages as number;
   if (o.shapesDifficulty !== undefined) {
-    const d = String(o.shapesDifficulty);
-    if (!isShapesDifficulty(d))
-      throw new Error(`--shapes-difficulty must be easy, medium or hard, got "${d}"`);
-    c.shapesDifficulty = d;
+    c.shapesDifficulty = parseShapesDifficulty(String(o.shapesDifficulty));
   }
   if (o.sampleEvery !== undefined) c.sampleEvery = o.sampleEvery as number;
   if (o.textCorpus !== undefined)

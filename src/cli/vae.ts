@@ -9,16 +9,8 @@ import {
   trainVae,
   VAE_TRAIN_DEFAULTS,
 } from "../train/vae-train.js";
-import { parseBackend, parsePositiveInt } from "./args.js";
+import { parseBackend, parsePositiveInt, parsePositiveNumber } from "./args.js";
 import { endProgress, fmt, printJson, progressLine, table } from "./output.js";
-
-/** Returns a positive finite number parsed from a flag value, or throws naming the flag. */
-function parsePositiveNumber(v: string, flag: string): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0)
-    throw new Error(`${flag} must be a positive number, got "${v}"`);
-  return n;
-}
 
 /** Returns a non-negative number parsed from a flag value, or throws naming the flag. */
 function parseNonNegative(v: string, flag: string): number {

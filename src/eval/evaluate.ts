@@ -5,9 +5,12 @@
  * against held-out real images (with the real-vs-real FID of two disjoint real sets of the same
  * size as the floor); and the accuracy of captions generated for held-out images.
  */
+
+import { join } from "node:path";
 import { getTextCorpus, parseShapeCaption } from "../data/datasets/index.js";
 import { scoreShapeImage } from "../data/datasets/shapes-checker.js";
 import type { Example, ImageTextDataset } from "../data/datasets/types.js";
+import { writeImageGrid } from "../data/grid.js";
 import type { Image } from "../data/image.js";
 import { documentLength, packDocuments, type TokenDocument } from "../data/pack.js";
 import {
@@ -272,4 +275,39 @@ export function evaluatePipeline(
     result.captionLoss = captionLoss(pipeline, examples, batch);
   }
   return result;
+}
+
+/**
+ * Writes what was scored as grids in `dir` — generated.png (each image under its caption, a
+ * miss marked "x") and captions.png (each image under the model's caption; a wrong one marked
+ * and followed by the truth), at most `shown` of each — and returns their paths.
+ */
+export async function writeScoredGrids(
+  dir: string,
+  r: Pick<EvaluateResult, "generated" | "captions">,
+  shown = 24,
+): Promise<Record<string, string>> {
+  const files: Record<string, string> = {};
+  const generated = r.generated.slice(0, shown);
+  if (generated.length > 0) {
+    files.generated = join(dir, "generated.png");
+    await writeImageGrid(
+      files.generated,
+      generated.map((g) => g.image),
+      { columns: 6, captions: generated.map((g) => `${g.ok ? "" : "x "}${g.caption}`) },
+    );
+  }
+  const captions = r.captions.slice(0, shown);
+  if (captions.length > 0) {
+    files.captions = join(dir, "captions.png");
+    await writeImageGrid(
+      files.captions,
+      captions.map((c) => c.image),
+      {
+        columns: 6,
+        captions: captions.map((c) => (c.ok ? c.generated : `x ${c.generated} (true: ${c.truth})`)),
+      },
+    );
+  }
+  return files;
 }

@@ -54,6 +54,16 @@ test("bad input ends with a one-line message and a non-zero exit", { skip }, () 
   const badExperiment = run(["experiment", "nope"]);
   assert.equal(badExperiment.status, 1);
   assert.match(badExperiment.stderr, /unknown experiment 'nope'/);
+  const badLevel = run([
+    "classifier",
+    "train",
+    "--data",
+    "shapes",
+    "--shapes-difficulty",
+    "extreme",
+  ]);
+  assert.notEqual(badLevel.status, 0);
+  assert.match(badLevel.stderr, /--shapes-difficulty must be easy, medium or hard, got "extreme"/);
   const badSeeds = run(["experiment", "attention", "--seeds", "0,0"]);
   assert.notEqual(badSeeds.status, 0);
   assert.match(badSeeds.stderr, /--seeds lists a value twice/);
