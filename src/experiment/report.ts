@@ -13,7 +13,8 @@ import { writePng } from "../data/image.js";
 import { TransfusionPipeline } from "../generate/pipeline.js";
 import { writeJson } from "../io/checkpoint.js";
 import { chartSvg, renderChart, type Series } from "../train/plot.js";
-import { type ExperimentResult, type RunRecord, readMetrics, runName } from "./run.js";
+import { heldOutCaptions, readHistory } from "../train/run.js";
+import { type ExperimentResult, type RunRecord, runName } from "./run.js";
 import { EVAL_GUIDANCE } from "./specs.js";
 
 const COLOURS: Array<[number, number, number]> = [
@@ -139,7 +140,8 @@ export async function writeReport(
 
   // Image-loss curves, one per variant (first seed), smoothed over 50 steps.
   const series: Series[] = spec.variants.map((v, i) => {
-    const history = readMetrics(result.runDirs[runName(v, seed0)] ?? "");
+    const dir = result.runDirs[runName(v, seed0)];
+    const history = dir ? readHistory(join(dir, "metrics.jsonl")) : [];
     return {
       name: v.label,
       colour: COLOURS[i % COLOURS.length]!,
@@ -190,11 +192,7 @@ export async function writeReport(
     imageSize: base.imageSize ?? 32,
     ...(base.shapesDifficulty ? { difficulty: base.shapesDifficulty } : {}),
   });
-  const test = dataset.split("test");
-  const captions = Array.from(
-    { length: Math.min(sampleCount, test.size) },
-    (_, i) => test.get(i).caption,
-  );
+  const captions = heldOutCaptions(dataset, sampleCount);
   const images: Image[] = [];
   const labels: string[] = [];
   for (const v of spec.variants) {

@@ -6,7 +6,7 @@
  * Layout under the root folder (default runs/experiments):
  *   vae/  latents.safetensors  classifiers/<dataset>/  runs/<variant>-s<seed>/{checkpoint,…,eval-g<scale>.json}
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { getDataset } from "../data/datasets/index.js";
 import type { SamplerKind } from "../diffusion/config.js";
@@ -14,7 +14,7 @@ import { ensureClassifier } from "../eval/classifier.js";
 import { type EvaluateResult, evaluatePipeline } from "../eval/evaluate.js";
 import { TransfusionPipeline } from "../generate/pipeline.js";
 import { readJson, writeJson } from "../io/checkpoint.js";
-import { type RunEvent, runTraining } from "../train/run.js";
+import { type RunEvent, readHistory, runTraining } from "../train/run.js";
 import type { RunConfig } from "../train/run-config.js";
 import type { StepMetrics } from "../train/trainer.js";
 import { trainVae } from "../train/vae-train.js";
@@ -98,16 +98,6 @@ export function variantConfig(base: RunConfig, v: Variant, seed: number): RunCon
     mixer: { ...base.mixer, ...v.mixer },
     train: { ...base.train, seed },
   };
-}
-
-/** Returns the per-step metrics a run logged (empty when there are none). */
-export function readMetrics(runDir: string): StepMetrics[] {
-  const path = join(runDir, "metrics.jsonl");
-  if (!existsSync(path)) return [];
-  return readFileSync(path, "utf8")
-    .split("\n")
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as StepMetrics);
 }
 
 function finalLosses(history: StepMetrics[]): { image: number | null; text: number | null } {
@@ -210,7 +200,7 @@ export async function runExperiment(
         return result;
       }
       const pipeline = TransfusionPipeline.load(join(dir, "checkpoint"));
-      const losses = finalLosses(readMetrics(dir));
+      const losses = finalLosses(readHistory(join(dir, "metrics.jsonl")));
       for (const g of scales) {
         const have = fresh(g);
         if (have) {

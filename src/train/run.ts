@@ -466,7 +466,8 @@ export function heldOutCaptions(ds: ImageTextDataset, n: number): string[] {
   return Array.from({ length: Math.min(n, s.size) }, (_, i) => s.get(i).caption);
 }
 
-function readHistory(path: string, upTo: number): StepMetrics[] {
+/** Returns the per-step metrics logged in a run's metrics.jsonl, up to step `upTo`. */
+export function readHistory(path: string, upTo = Number.POSITIVE_INFINITY): StepMetrics[] {
   if (!existsSync(path)) return [];
   return readFileSync(path, "utf8")
     .split("\n")
