@@ -21,7 +21,7 @@ import { patchesPerImage } from "../model/config.js";
 import { Transfusion } from "../model/transfusion.js";
 import { type BackendName, backend, setBackend } from "../tensor/backends/index.js";
 import { Rng } from "../tensor/rng.js";
-import { median, peakRssMb, timeSeconds } from "./stats.js";
+import { median, modelShape, peakRssMb, timeSeconds } from "./stats.js";
 import {
   BENCH_SPECIAL,
   type BenchModelShape,
@@ -160,15 +160,7 @@ export function runSampleBench(opts: SampleBenchOptions = {}): SampleBenchResult
     backend: be.name,
     threads: be.threads,
     shape: {
-      dim: config.dim,
-      layers: config.layers,
-      heads: config.heads,
-      vocab: config.vocab,
-      latentChannels: config.latentChannels,
-      latentSize: config.latentSize,
-      patchSize: config.patchSize,
-      mlpHidden: config.mlpHidden,
-      encoder: config.encoder,
+      ...modelShape(config),
       patchesPerImage: patchesPerImage(config),
     },
     blockAndHeadParams: blockAndHeadParams(model),

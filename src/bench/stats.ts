@@ -1,4 +1,5 @@
-/** Timing helpers for benches: medians of repeated runs on a noisy shared machine. */
+/** Bench helpers: medians of repeated runs on a noisy machine, RSS, the reported model shape. */
+import type { TransfusionConfig } from "../model/config.js";
 
 /** Returns the median of a non-empty list. */
 export function median(xs: readonly number[]): number {
@@ -23,4 +24,19 @@ export function peakRssMb(): number {
 /** Returns the current resident set size in MB. */
 export function rssMb(): number {
   return process.memoryUsage.rss() / (1024 * 1024);
+}
+
+/** Returns the fields of a model config that a bench reports as its shape. */
+export function modelShape(config: TransfusionConfig) {
+  return {
+    dim: config.dim,
+    layers: config.layers,
+    heads: config.heads,
+    vocab: config.vocab,
+    latentChannels: config.latentChannels,
+    latentSize: config.latentSize,
+    patchSize: config.patchSize,
+    mlpHidden: config.mlpHidden,
+    encoder: config.encoder,
+  };
 }

@@ -21,7 +21,7 @@ import { withArena } from "../tensor/pool.js";
 import { Rng } from "../tensor/rng.js";
 import { measureSgemm } from "./core.js";
 import { trainStepFlops } from "./flops.js";
-import { median, peakRssMb } from "./stats.js";
+import { median, modelShape, peakRssMb } from "./stats.js";
 
 /**
  * The PyTorch port trains this shape at 1,350–1,550 tokens/s with 1.04 GB peak memory
@@ -246,15 +246,7 @@ export function runTrainBench(opts: TrainBenchOptions = {}): TrainBenchResult {
     backend: be.name,
     threads: be.threads,
     shape: {
-      dim: config.dim,
-      layers: config.layers,
-      heads: config.heads,
-      vocab: config.vocab,
-      latentChannels: config.latentChannels,
-      latentSize: config.latentSize,
-      patchSize: config.patchSize,
-      mlpHidden: config.mlpHidden,
-      encoder: config.encoder,
+      ...modelShape(config),
       batch: B,
       seqLen: T,
       textTokensPerRow: 2 * textTokens,
