@@ -35,12 +35,14 @@ export { EXPERIMENTS, getExperiment } from "./experiment/specs.js";
 export { generateBatch } from "./generate/generate.js";
 export { TransfusionPipeline } from "./generate/pipeline.js";
 export { loadVae, saveVae } from "./io/vae-files.js";
+export { loadVqVae, saveVqVae } from "./io/vqvae-files.js";
 // model
 export { makeConfig, PRESETS, type TransfusionConfig, validateConfig } from "./model/config.js";
 export { buildMask, type SequenceLayout } from "./model/layout.js";
 export { type TransfusionBatch, transfusionLoss } from "./model/loss.js";
 export { Transfusion } from "./model/transfusion.js";
 export { Vae } from "./model/vae.js";
+export { VqVae, type VqVaeConfig, vqvaeConfig } from "./model/vqvae.js";
 export { Conv2d, Embedding, GroupNorm, LayerNorm, Linear, RMSNorm } from "./nn/layers.js";
 export { TransformerLM } from "./nn/lm.js";
 // modules
@@ -64,3 +66,9 @@ export { loadRunConfig, RUN_PRESETS } from "./train/run-config.js";
 // training and generation
 export { DEFAULT_TRAIN, Trainer, type TrainSettings } from "./train/trainer.js";
 export { trainVae } from "./train/vae-train.js";
+export {
+  codebookUsage,
+  evaluateVqVae,
+  type TrainVqVaeOptions,
+  trainVqVae,
+} from "./train/vqvae-train.js";

@@ -1,7 +1,12 @@
 /** Flag parsers shared by the commands; each error names the flag. */
-import { isShapesDifficulty, type ShapesDifficulty } from "../data/datasets/index.js";
+import type { Command } from "commander";
+import {
+  DATASET_NAMES,
+  isShapesDifficulty,
+  type ShapesDifficulty,
+} from "../data/datasets/index.js";
 import type { SamplerKind } from "../diffusion/config.js";
-import type { BackendName } from "../tensor/backends/index.js";
+import { type BackendName, setBackend } from "../tensor/backends/index.js";
 
 /** Returns an integer ≥ 0 parsed from a flag value. */
 export function parseNonNegativeInt(v: string, flag: string): number {
@@ -25,6 +30,14 @@ export function parsePositiveNumber(v: string, flag: string): number {
   return n;
 }
 
+/** Returns a dataset name from the value of --data, checked against the registry. */
+export function parseDataName(v: string): string {
+  if (!(DATASET_NAMES as readonly string[]).includes(v)) {
+    throw new Error(`--data must be one of ${DATASET_NAMES.join(", ")}, got "${v}"`);
+  }
+  return v;
+}
+
 /** Returns a shapes difficulty from the value of --shapes-difficulty. */
 export function parseShapesDifficulty(v: string): ShapesDifficulty {
   if (!isShapesDifficulty(v))
@@ -45,6 +58,40 @@ export function parseBackend(v: string | undefined): BackendName | undefined {
   if (v === undefined) return undefined;
   if (v !== "js" && v !== "native") throw new Error(`--backend must be js or native, got "${v}"`);
   return v;
+}
+
+/** Selects the backend that a command's --backend flag names, if it names one. */
+export function useBackendFlag(o: { backend?: string }): void {
+  const name = parseBackend(o.backend);
+  if (name) setBackend(name);
+}
+
+/** Returns cmd with --backend and --json, and --quiet unless `quiet` is false. */
+export function addRunFlags(cmd: Command, quiet = true): Command {
+  cmd
+    .option("--backend <name>", "js or native (default: native when built)")
+    .option("--json", "print one JSON object on the last line");
+  return quiet ? cmd.option("--quiet", "no progress lines") : cmd;
+}
+
+/**
+ * Returns the trainer options that the shared training flags set (--steps, --batch, --lr,
+ * --grid-every, --seed), leaving out the ones not given so the trainer's defaults apply.
+ */
+export function trainingFlagOptions(o: {
+  steps?: number;
+  batch?: number;
+  lr?: number;
+  gridEvery?: number;
+  seed?: number;
+}): { steps?: number; batchSize?: number; lr?: number; gridEvery?: number; seed?: number } {
+  return {
+    ...(o.steps ? { steps: o.steps } : {}),
+    ...(o.batch ? { batchSize: o.batch } : {}),
+    ...(o.lr ? { lr: o.lr } : {}),
+    ...(o.gridEvery ? { gridEvery: o.gridEvery } : {}),
+    ...(o.seed !== undefined ? { seed: o.seed } : {}),
+  };
 }
 
 /** Returns a sampler name from a flag value. */

@@ -9,6 +9,7 @@ import { registerExperiment } from "./experiment.js";
 import { registerGenerate } from "./generate.js";
 import { registerTrain } from "./train.js";
 import { registerVae } from "./vae.js";
+import { registerVqVae } from "./vqvae.js";
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerTrain(program);
   registerGenerate(program);
   registerVae(program);
+  registerVqVae(program);
   registerEval(program);
   registerClassifier(program);
   registerExperiment(program);

@@ -2,15 +2,21 @@
 import type { Command } from "commander";
 import { DATASET_NAMES, getDataset } from "../data/datasets/index.js";
 import { loadVae } from "../io/vae-files.js";
-import { setBackend } from "../tensor/backends/index.js";
 import {
   type ReconLoss,
   reconstructionPsnr,
   trainVae,
   VAE_TRAIN_DEFAULTS,
 } from "../train/vae-train.js";
-import { parseBackend, parsePositiveInt, parsePositiveNumber } from "./args.js";
-import { endProgress, fmt, printJson, progressLine, table } from "./output.js";
+import {
+  addRunFlags,
+  parseDataName,
+  parsePositiveInt,
+  parsePositiveNumber,
+  trainingFlagOptions,
+  useBackendFlag,
+} from "./args.js";
+import { clock, endProgress, fmt, printJson, progressLine, table } from "./output.js";
 
 /** Returns a non-negative number parsed from a flag value, or throws naming the flag. */
 function parseNonNegative(v: string, flag: string): number {
@@ -19,25 +25,11 @@ function parseNonNegative(v: string, flag: string): number {
   return n;
 }
 
-/** Returns a dataset name checked against the registry. */
-function parseDataName(v: string): string {
-  if (!(DATASET_NAMES as readonly string[]).includes(v)) {
-    throw new Error(`--data must be one of ${DATASET_NAMES.join(", ")}, got "${v}"`);
-  }
-  return v;
-}
-
-/** Returns "m:ss" for a number of seconds. */
-function clock(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
-}
-
 export function registerVae(program: Command): void {
   const vae = program
     .command("vae")
     .description("train and evaluate the image VAE (the latent space diffusion runs in)");
-  vae
+  const train = vae
     .command("train")
     .description(
       "train a VAE on a dataset, write DIR/vae.safetensors, vae.json and reconstruction grids",
@@ -69,100 +61,89 @@ export function registerVae(program: Command): void {
       "write a reconstruction grid every n steps (default: at the end)",
       (v) => parsePositiveInt(v, "--grid-every"),
     )
-    .option("--seed <n>", "random seed (default 0)", (v) => parseNonNegative(v, "--seed"))
-    .option("--backend <name>", "js or native (default: native when built)")
-    .option("--json", "print one JSON object on the last line")
-    .option("--quiet", "no progress lines")
-    .action(async (o) => {
-      const backendName = parseBackend(o.backend);
-      if (backendName) setBackend(backendName);
-      if (o.recon !== undefined && o.recon !== "l1" && o.recon !== "l2") {
-        throw new Error(`--recon must be l1 or l2, got "${o.recon}"`);
-      }
-      if (o.seed !== undefined && !Number.isInteger(o.seed))
-        throw new Error(`--seed must be an integer, got ${o.seed}`);
-      const progress = progressLine(Boolean(o.quiet));
-      const config = {
-        // GroupNorm groups: the largest of 8, 4, 2, 1 that divides the width.
-        ...(o.width
-          ? { baseChannels: o.width, groups: [8, 4, 2, 1].find((g) => o.width % g === 0) }
-          : {}),
-        ...(o.levels ? { levels: o.levels } : {}),
-        ...(o.latentChannels ? { latentChannels: o.latentChannels } : {}),
-      };
-      const r = await trainVae({
-        data: o.data,
-        outDir: o.out,
-        config,
-        ...(o.steps ? { steps: o.steps } : {}),
-        ...(o.batch ? { batchSize: o.batch } : {}),
-        ...(o.lr ? { lr: o.lr } : {}),
-        ...(o.klWeight !== undefined ? { klWeight: o.klWeight } : {}),
-        ...(o.recon ? { recon: o.recon as ReconLoss } : {}),
-        ...(o.gridEvery ? { gridEvery: o.gridEvery } : {}),
-        ...(o.seed !== undefined ? { seed: o.seed } : {}),
-        onProgress: (p) =>
-          progress(
-            `vae step ${p.step}/${p.steps}  loss ${fmt(p.loss, 4)}  recon ${fmt(p.recon, 4)}  kl ${fmt(p.kl, 2)}  ` +
-              `lr ${p.lr.toExponential(1)}  ${clock(p.seconds)} elapsed, ETA ${clock(p.etaSeconds)}`,
-          ),
-      });
-      endProgress();
-      const summary = {
-        psnr: r.psnr,
-        steps: r.steps,
-        seconds: r.seconds,
-        scalingFactor: r.vae.scalingFactor,
-        shiftFactor: r.vae.shiftFactor,
-        files: r.files,
-      };
-      if (o.json) {
-        printJson(summary);
-        return;
-      }
-      console.log(
-        table([
-          ["held-out PSNR", `${fmt(r.psnr, 2)} dB`],
-          ["steps", `${r.steps} in ${fmt(r.seconds, 1)} s`],
-          ["final recon / KL", `${fmt(r.finalRecon, 4)} / ${fmt(r.finalKl, 3)}`],
-          ["scaling factor", `${fmt(r.vae.scalingFactor, 4)} (shift ${fmt(r.vae.shiftFactor, 4)})`],
-          ["files", r.files.join("\n" + " ".repeat(18))],
-        ]),
-      );
+    .option("--seed <n>", "random seed (default 0)", (v) => parseNonNegative(v, "--seed"));
+  addRunFlags(train).action(async (o) => {
+    useBackendFlag(o);
+    if (o.recon !== undefined && o.recon !== "l1" && o.recon !== "l2") {
+      throw new Error(`--recon must be l1 or l2, got "${o.recon}"`);
+    }
+    if (o.seed !== undefined && !Number.isInteger(o.seed))
+      throw new Error(`--seed must be an integer, got ${o.seed}`);
+    const progress = progressLine(Boolean(o.quiet));
+    const config = {
+      // GroupNorm groups: the largest of 8, 4, 2, 1 that divides the width.
+      ...(o.width
+        ? { baseChannels: o.width, groups: [8, 4, 2, 1].find((g) => o.width % g === 0) }
+        : {}),
+      ...(o.levels ? { levels: o.levels } : {}),
+      ...(o.latentChannels ? { latentChannels: o.latentChannels } : {}),
+    };
+    const r = await trainVae({
+      data: o.data,
+      outDir: o.out,
+      config,
+      ...trainingFlagOptions(o),
+      ...(o.klWeight !== undefined ? { klWeight: o.klWeight } : {}),
+      ...(o.recon ? { recon: o.recon as ReconLoss } : {}),
+      onProgress: (p) =>
+        progress(
+          `vae step ${p.step}/${p.steps}  loss ${fmt(p.loss, 4)}  recon ${fmt(p.recon, 4)}  kl ${fmt(p.kl, 2)}  ` +
+            `lr ${p.lr.toExponential(1)}  ${clock(p.seconds)} elapsed, ETA ${clock(p.etaSeconds)}`,
+        ),
     });
+    endProgress();
+    const summary = {
+      psnr: r.psnr,
+      steps: r.steps,
+      seconds: r.seconds,
+      scalingFactor: r.vae.scalingFactor,
+      shiftFactor: r.vae.shiftFactor,
+      files: r.files,
+    };
+    if (o.json) {
+      printJson(summary);
+      return;
+    }
+    console.log(
+      table([
+        ["held-out PSNR", `${fmt(r.psnr, 2)} dB`],
+        ["steps", `${r.steps} in ${fmt(r.seconds, 1)} s`],
+        ["final recon / KL", `${fmt(r.finalRecon, 4)} / ${fmt(r.finalKl, 3)}`],
+        ["scaling factor", `${fmt(r.vae.scalingFactor, 4)} (shift ${fmt(r.vae.shiftFactor, 4)})`],
+        ["files", r.files.join("\n" + " ".repeat(18))],
+      ]),
+    );
+  });
 
-  vae
+  const evaluate = vae
     .command("eval")
     .description("report the held-out reconstruction PSNR of a trained VAE")
     .requiredOption("--vae <dir>", "folder holding vae.safetensors")
     .requiredOption("--data <name>", `dataset: ${DATASET_NAMES.join(", ")}`, parseDataName)
     .option("--images <n>", "held-out images to use (default 1000)", (v) =>
       parsePositiveInt(v, "--images"),
-    )
-    .option("--backend <name>", "js or native (default: native when built)")
-    .option("--json", "print one JSON object on the last line")
-    .action(async (o) => {
-      const backendName = parseBackend(o.backend);
-      if (backendName) setBackend(backendName);
-      const model = loadVae(o.vae);
-      const ds = await getDataset(o.data);
-      if (ds.channels !== model.config.imageChannels) {
-        throw new Error(
-          `${o.vae}: the VAE reads ${model.config.imageChannels}-channel images but ${o.data} has ${ds.channels}`,
-        );
-      }
-      const test = ds.split("test");
-      const n = Math.min(o.images ?? 1000, test.size);
-      const started = performance.now();
-      const psnr = reconstructionPsnr(
-        model,
-        Array.from({ length: n }, (_, i) => test.get(i).image),
+    );
+  addRunFlags(evaluate, false).action(async (o) => {
+    useBackendFlag(o);
+    const model = loadVae(o.vae);
+    const ds = await getDataset(o.data);
+    if (ds.channels !== model.config.imageChannels) {
+      throw new Error(
+        `${o.vae}: the VAE reads ${model.config.imageChannels}-channel images but ${o.data} has ${ds.channels}`,
       );
-      const seconds = (performance.now() - started) / 1000;
-      if (o.json) {
-        printJson({ psnr, images: n, seconds });
-        return;
-      }
-      console.log(table([["held-out PSNR", `${fmt(psnr, 2)} dB over ${n} ${o.data} test images`]]));
-    });
+    }
+    const test = ds.split("test");
+    const n = Math.min(o.images ?? 1000, test.size);
+    const started = performance.now();
+    const psnr = reconstructionPsnr(
+      model,
+      Array.from({ length: n }, (_, i) => test.get(i).image),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    if (o.json) {
+      printJson({ psnr, images: n, seconds });
+      return;
+    }
+    console.log(table([["held-out PSNR", `${fmt(psnr, 2)} dB over ${n} ${o.data} test images`]]));
+  });
 }

@@ -45,40 +45,71 @@ export function defaultMultipliers(levels: number): number[] {
   return Array.from({ length: levels + 1 }, (_, i) => (i === 0 ? 1 : 2));
 }
 
+/** The architecture fields the KL-VAE and the VQ-VAE share: the convolutional stack. */
+export type ConvStackConfig = Pick<
+  VaeConfig,
+  | "imageChannels"
+  | "levels"
+  | "baseChannels"
+  | "channelMultipliers"
+  | "resBlocksPerLevel"
+  | "groups"
+>;
+
+/** Throws naming `field` (prefixed by `where`) unless v is an integer in [min, max]. */
+export function checkIntField(
+  where: string,
+  field: string,
+  v: unknown,
+  min: number,
+  max: number,
+): void {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+    throw new Error(
+      `${where}: field "${field}" must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`,
+    );
+  }
+}
+
 /**
- * Returns a complete, validated config: defaults filled in (3 channels, 4 latent channels,
- * 2 levels = factor 4, base width 32, one res block per level, 8 groups). Throws naming the
- * field (prefixed by `where`) that is wrong.
+ * Returns the stack fields of `partial` with defaults for `levels` (3 channels, base width 32,
+ * one res block per level, 8 groups); `levels` itself is checked first, as it sizes the
+ * default multipliers.
  */
-export function vaeConfig(partial: Partial<VaeConfig> = {}, where = "vae config"): VaeConfig {
-  const int = (field: keyof VaeConfig, v: unknown, min: number, max: number) => {
-    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
-      throw new Error(
-        `${where}: field "${field}" must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`,
-      );
-    }
-  };
-  // Checked before it sizes the default multipliers.
-  int("levels", partial.levels ?? 2, 0, 6);
-  const levels = partial.levels ?? 2;
-  const cfg: VaeConfig = {
+export function convStackDefaults(
+  partial: Partial<ConvStackConfig>,
+  levels: number,
+  where: string,
+): ConvStackConfig {
+  checkIntField(where, "levels", levels, 0, 6);
+  return {
     imageChannels: partial.imageChannels ?? 3,
-    latentChannels: partial.latentChannels ?? 4,
     levels,
     baseChannels: partial.baseChannels ?? 32,
     channelMultipliers: partial.channelMultipliers ?? defaultMultipliers(levels),
     resBlocksPerLevel: partial.resBlocksPerLevel ?? 1,
     groups: partial.groups ?? 8,
   };
-  if (cfg.imageChannels !== 1 && cfg.imageChannels !== 3) {
-    throw new Error(
-      `${where}: field "imageChannels" must be 1 or 3, got ${JSON.stringify(cfg.imageChannels)}`,
-    );
-  }
-  int("latentChannels", cfg.latentChannels, 1, 64);
-  int("baseChannels", cfg.baseChannels, 1, 1024);
-  int("resBlocksPerLevel", cfg.resBlocksPerLevel, 0, 8);
-  int("groups", cfg.groups, 1, 1024);
+}
+
+/** Throws naming the field unless imageChannels is 1 or 3. */
+export function checkImageChannels(where: string, v: unknown): void {
+  if (v !== 1 && v !== 3)
+    throw new Error(`${where}: field "imageChannels" must be 1 or 3, got ${JSON.stringify(v)}`);
+}
+
+/**
+ * Checks widths, blocks, groups and multipliers, then that `partial` names only fields of
+ * `cfg`; returns cfg with its own copy of the multipliers. Throws naming the first bad field.
+ */
+export function checkConvStack<C extends ConvStackConfig>(
+  cfg: C,
+  partial: object,
+  where: string,
+): C {
+  checkIntField(where, "baseChannels", cfg.baseChannels, 1, 1024);
+  checkIntField(where, "resBlocksPerLevel", cfg.resBlocksPerLevel, 0, 8);
+  checkIntField(where, "groups", cfg.groups, 1, 1024);
   const mults = cfg.channelMultipliers;
   if (!Array.isArray(mults) || mults.length !== cfg.levels + 1) {
     throw new Error(
@@ -105,8 +136,22 @@ export function vaeConfig(partial: Partial<VaeConfig> = {}, where = "vae config"
   return { ...cfg, channelMultipliers: [...mults] };
 }
 
+/**
+ * Returns a complete, validated config: defaults filled in (3 channels, 4 latent channels,
+ * 2 levels = factor 4, base width 32, one res block per level, 8 groups). Throws naming the
+ * field (prefixed by `where`) that is wrong.
+ */
+export function vaeConfig(partial: Partial<VaeConfig> = {}, where = "vae config"): VaeConfig {
+  const { imageChannels, ...stack } = convStackDefaults(partial, partial.levels ?? 2, where);
+  // latentChannels second, as before the stack was shared: vae.json lists fields in this order.
+  const cfg: VaeConfig = { imageChannels, latentChannels: partial.latentChannels ?? 4, ...stack };
+  checkImageChannels(where, cfg.imageChannels);
+  checkIntField(where, "latentChannels", cfg.latentChannels, 1, 64);
+  return checkConvStack(cfg, partial, where);
+}
+
 /** GroupNorm → SiLU → conv 3×3, twice, added to the input (widths change only in the resampling convs). */
-class ResBlock extends Module {
+export class ResBlock extends Module {
   private readonly norm1: GroupNorm;
   private readonly conv1: Conv2d;
   private readonly norm2: GroupNorm;
@@ -125,25 +170,41 @@ class ResBlock extends Module {
   }
 }
 
+/**
+ * Returns what a stack's constructor builds from: the width of each level, and a maker of
+ * cfg.resBlocksPerLevel res blocks of a width, registered through `register` as `prefix.j`.
+ */
+function stackParts(
+  cfg: ConvStackConfig,
+  rng: Rng,
+  register: (name: string, b: ResBlock) => ResBlock,
+): { w: number[]; blocks: (prefix: string, ch: number) => ResBlock[] } {
+  const blocks = (prefix: string, ch: number) =>
+    Array.from({ length: cfg.resBlocksPerLevel }, (_, j) =>
+      register(`${prefix}.${j}`, new ResBlock(ch, cfg.groups, rng)),
+    );
+  return { w: cfg.channelMultipliers.map((m) => m * cfg.baseChannels), blocks };
+}
+
 /** Returns x after each block in turn. */
-function runBlocks(blocks: readonly ResBlock[], x: Tensor): Tensor {
+export function runBlocks(blocks: readonly ResBlock[], x: Tensor): Tensor {
   for (const b of blocks) x = b.forward(x);
   return x;
 }
 
-class VaeEncoder extends Module {
+/**
+ * The encoder stack; its last conv has `outChannels` outputs (the KL-VAE's mean ‖ log-variance,
+ * the VQ-VAE's code vectors).
+ */
+export class VaeEncoder extends Module {
   private readonly convIn: Conv2d;
   private readonly stages: Array<{ blocks: ResBlock[]; down: Conv2d }> = [];
   private readonly mid: ResBlock[];
   private readonly normOut: GroupNorm;
   private readonly convOut: Conv2d;
-  constructor(cfg: VaeConfig, rng: Rng) {
+  constructor(cfg: ConvStackConfig, outChannels: number, rng: Rng) {
     super();
-    const w = cfg.channelMultipliers.map((m) => m * cfg.baseChannels);
-    const blocks = (prefix: string, ch: number) =>
-      Array.from({ length: cfg.resBlocksPerLevel }, (_, j) =>
-        this.child(`${prefix}.${j}`, new ResBlock(ch, cfg.groups, rng)),
-      );
+    const { w, blocks } = stackParts(cfg, rng, (name, b) => this.child(name, b));
     this.convIn = this.child("conv_in", new Conv2d(cfg.imageChannels, w[0]!, 3, rng));
     for (let i = 0; i < cfg.levels; i++) {
       const res = blocks(`down.${i}.res`, w[i]!);
@@ -153,9 +214,9 @@ class VaeEncoder extends Module {
     const wl = w[cfg.levels]!;
     this.mid = blocks("mid", wl);
     this.normOut = this.child("norm_out", new GroupNorm(cfg.groups, wl));
-    this.convOut = this.child("conv_out", new Conv2d(wl, 2 * cfg.latentChannels, 3, rng));
+    this.convOut = this.child("conv_out", new Conv2d(wl, outChannels, 3, rng));
   }
-  /** Returns the raw encoder output [N, 2·latentChannels, h, w] (mean ‖ log-variance). */
+  /** Returns the raw encoder output [N, outChannels, h, w]. */
   forward(x: Tensor): Tensor {
     let h = this.convIn.forward(x);
     for (const s of this.stages) h = s.down.forward(runBlocks(s.blocks, h));
@@ -164,21 +225,18 @@ class VaeEncoder extends Module {
   }
 }
 
-class VaeDecoder extends Module {
+/** The decoder stack, reading a grid of `inChannels` (latents or code vectors). */
+export class VaeDecoder extends Module {
   private readonly convIn: Conv2d;
   private readonly mid: ResBlock[];
   private readonly stages: Array<{ up: Conv2d; blocks: ResBlock[] }> = [];
   private readonly normOut: GroupNorm;
   private readonly convOut: Conv2d;
-  constructor(cfg: VaeConfig, rng: Rng) {
+  constructor(cfg: ConvStackConfig, inChannels: number, rng: Rng) {
     super();
-    const w = cfg.channelMultipliers.map((m) => m * cfg.baseChannels);
-    const blocks = (prefix: string, ch: number) =>
-      Array.from({ length: cfg.resBlocksPerLevel }, (_, j) =>
-        this.child(`${prefix}.${j}`, new ResBlock(ch, cfg.groups, rng)),
-      );
+    const { w, blocks } = stackParts(cfg, rng, (name, b) => this.child(name, b));
     const wl = w[cfg.levels]!;
-    this.convIn = this.child("conv_in", new Conv2d(cfg.latentChannels, wl, 3, rng));
+    this.convIn = this.child("conv_in", new Conv2d(inChannels, wl, 3, rng));
     this.mid = blocks("mid", wl);
     // up.i goes from resolution level i+1 to level i; built from the bottom up (data order).
     for (let i = cfg.levels - 1; i >= 0; i--) {
@@ -197,7 +255,7 @@ class VaeDecoder extends Module {
 }
 
 /** Default batch for the no-grad convenience calls: bounded memory, still BLAS-sized. */
-const INFERENCE_BATCH = 64;
+export const INFERENCE_BATCH = 64;
 
 /** The KL-VAE: parameters under "encoder." and "decoder.", plus the latent scaling factors. */
 export class Vae extends Module {
@@ -212,8 +270,14 @@ export class Vae extends Module {
   constructor(config: Partial<VaeConfig>, rng: Rng) {
     super();
     this.config = vaeConfig(config);
-    this.encoder = this.child("encoder", new VaeEncoder(this.config, rng));
-    this.decoder = this.child("decoder", new VaeDecoder(this.config, rng));
+    this.encoder = this.child(
+      "encoder",
+      new VaeEncoder(this.config, 2 * this.config.latentChannels, rng),
+    );
+    this.decoder = this.child(
+      "decoder",
+      new VaeDecoder(this.config, this.config.latentChannels, rng),
+    );
   }
 
   /** Returns the side reduction factor 2^levels. */
@@ -302,11 +366,16 @@ export class Vae extends Module {
   }
 }
 
-/** Calls fn on consecutive slices of x along axis 0 (each with its first index). */
-function forBatches(x: Tensor, batchSize: number, fn: (part: Tensor, at: number) => void): void {
-  if (x.rank !== 4) throw new Error(`vae: expected a 4-D batch, got [${x.shape.join(", ")}]`);
+/** Calls fn on consecutive slices of x along axis 0 (each with its first index); errors start with `who`. */
+export function forBatches(
+  x: Tensor,
+  batchSize: number,
+  fn: (part: Tensor, at: number) => void,
+  who = "vae",
+): void {
+  if (x.rank !== 4) throw new Error(`${who}: expected a 4-D batch, got [${x.shape.join(", ")}]`);
   if (!Number.isInteger(batchSize) || batchSize < 1) {
-    throw new Error(`vae: batchSize must be a positive integer, got ${batchSize}`);
+    throw new Error(`${who}: batchSize must be a positive integer, got ${batchSize}`);
   }
   const N = x.shape[0]!;
   const per = x.size / Math.max(1, N);

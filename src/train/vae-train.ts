@@ -4,18 +4,28 @@
  * latent scaling factor and the checkpoint. Also the latent cache Transfusion training reads.
  */
 import { mkdirSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { type DatasetOptions, getDataset } from "../data/datasets/index.js";
+import { dirname } from "node:path";
+import type { DatasetOptions } from "../data/datasets/index.js";
 import type { ImageTextDataset, SplitName } from "../data/datasets/types.js";
-import { writeImageGrid } from "../data/grid.js";
-import { checkImage, floatToImage, type Image, imagesToTensor } from "../data/image.js";
+import { type Image, imagesToTensor } from "../data/image.js";
 import { saveVae } from "../io/vae-files.js";
 import { Vae, type VaeConfig } from "../model/vae.js";
 import { abs, add, affine, exp, mean, square, sub } from "../tensor/ops/index.js";
-import { AdamW, clipFactor, cosineLr } from "../tensor/optim.js";
 import { Rng } from "../tensor/rng.js";
 import { readSafetensorsFile, writeSafetensorsFile } from "../tensor/safetensors.js";
 import type { Tensor } from "../tensor/tensor.js";
+import {
+  autoencoderOptimizer,
+  batchDrawer,
+  checkIntOption,
+  checkLr,
+  firstImages,
+  gridWriter,
+  meanPsnr,
+  resolveImageData,
+  runSteps,
+  writeComparisonGrid,
+} from "./autoencoder.js";
 
 export type ReconLoss = "l1" | "l2";
 
@@ -96,114 +106,40 @@ export const VAE_TRAIN_DEFAULTS = {
   progressEvery: 10,
 };
 
-/** A split viewed as just images. */
-interface ImageSource {
-  size: number;
-  get(i: number): Image;
-}
-
-/** Returns train and held-out image sources with a common size and channel count. */
-async function resolveData(
-  o: TrainVaeOptions,
-): Promise<{ name: string; train: ImageSource; test: ImageSource }> {
-  if (typeof o.data === "string") {
-    const ds = await getDataset(o.data, o.datasetOptions);
-    const view = (s: SplitName): ImageSource => {
-      const split = ds.split(s);
-      return { size: split.size, get: (i) => split.get(i).image };
-    };
-    return { name: ds.name, train: view("train"), test: view("test") };
-  }
-  const all = o.data;
-  if (all.length < 2 && !o.testData)
-    throw new Error("trainVae: need at least 2 images (some are held out)");
-  const nTest = o.testData ? 0 : Math.max(1, Math.floor(all.length / 10));
-  const train = all.slice(0, all.length - nTest);
-  const test = o.testData ?? all.slice(all.length - nTest);
-  if (test.length === 0) throw new Error("trainVae: testData is empty");
-  const first = checkImage(train[0]!, "trainVae: image 0");
-  [...train, ...test].forEach((img, i) => {
-    checkImage(img, `trainVae: image ${i}`);
-    if (
-      img.width !== first.width ||
-      img.height !== first.height ||
-      img.channels !== first.channels
-    ) {
-      throw new Error(
-        `trainVae: image ${i} is ${img.width}×${img.height}×${img.channels}, expected ${first.width}×${first.height}×${first.channels} like image 0`,
-      );
-    }
-  });
-  const src = (arr: readonly Image[]): ImageSource => ({ size: arr.length, get: (i) => arr[i]! });
-  return { name: "images", train: src(train), test: src(test) };
-}
-
-function checkInt(name: string, v: number, min: number): number {
-  if (!Number.isInteger(v) || v < min)
-    throw new Error(`trainVae: ${name} must be an integer ≥ ${min}, got ${v}`);
-  return v;
-}
-
-/** Returns `count` images of a source: the first `count`, or all when it holds fewer. */
-function firstImages(src: ImageSource, count: number): Image[] {
-  return Array.from({ length: Math.min(count, src.size) }, (_, i) => src.get(i));
-}
-
 /**
  * Returns the trained VAE, its held-out PSNR and the files written. Deterministic for a seed
  * on a given backend: initialisation, batch order and posterior noise all come from it.
  */
 export async function trainVae(options: TrainVaeOptions): Promise<TrainVaeResult> {
   const o = { ...VAE_TRAIN_DEFAULTS, ...options };
-  const steps = checkInt("steps", o.steps, 1);
-  const batchSize = checkInt("batchSize", o.batchSize, 1);
-  checkInt("evalImages", o.evalImages, 1);
-  checkInt("scaleImages", o.scaleImages, 2);
-  if (!(o.lr > 0 && Number.isFinite(o.lr)))
-    throw new Error(`trainVae: lr must be a positive number, got ${o.lr}`);
+  const who = "trainVae";
+  const steps = checkIntOption(who, "steps", o.steps, 1);
+  const batchSize = checkIntOption(who, "batchSize", o.batchSize, 1);
+  checkIntOption(who, "evalImages", o.evalImages, 1);
+  checkIntOption(who, "scaleImages", o.scaleImages, 2);
+  checkLr(who, o.lr);
   if (!(o.klWeight >= 0 && Number.isFinite(o.klWeight)))
     throw new Error(`trainVae: klWeight must be ≥ 0, got ${o.klWeight}`);
   if (o.recon !== "l1" && o.recon !== "l2")
     throw new Error(`trainVae: recon must be "l1" or "l2", got "${o.recon}"`);
-  const gridEvery = checkInt("gridEvery", o.gridEvery ?? 0, 0);
+  const gridEvery = checkIntOption(who, "gridEvery", o.gridEvery ?? 0, 0);
 
-  const data = await resolveData(o);
+  const data = await resolveImageData(o);
   const sample = data.train.get(0);
   const rng = new Rng(o.seed);
   const vae = new Vae({ ...o.config, imageChannels: sample.channels }, rng);
   vae.latentShape(sample.height, sample.width);
   const dataRng = new Rng((o.seed ^ 0x5eed) >>> 0);
   const noiseRng = new Rng((o.seed ^ 0xa11ce) >>> 0);
-  const params = vae.parameters();
-  // β2 = 0.99 and no weight decay: a small conv net trained briefly, not the paper's transformer.
-  const opt = new AdamW(params, { lr: o.lr, beta2: 0.99, weightDecay: 0 });
-  const warmupSteps = Math.ceil(steps * 0.05);
-  const schedule = { maxLr: o.lr, minLr: o.lr / 10, warmupSteps, totalSteps: steps };
-  const gridImages = firstImages(data.test, 8);
+  const { update } = autoencoderOptimizer(vae.parameters(), o.lr, steps);
   const files: string[] = [];
-  const writeGrid = async (name: string) => {
-    if (!o.outDir) return;
-    const path = join(o.outDir, name);
-    await writeReconstructionGrid(vae, gridImages, path);
-    files.push(path);
-  };
+  const reconstruct = (x: Tensor) => decodeMeans(vae, x, 64);
+  const writeGrid = gridWriter(o.outDir, firstImages(data.test, 8), reconstruct, files);
+  const nextBatch = batchDrawer(data.train, batchSize, dataRng);
 
-  // Epoch-wise shuffled order: every image is seen once per pass, even in tiny datasets.
-  let order: number[] = [];
-  const nextBatch = (): Tensor => {
-    const picked: Image[] = [];
-    while (picked.length < batchSize) {
-      if (order.length === 0)
-        order = dataRng.shuffle(Array.from({ length: data.train.size }, (_, i) => i));
-      picked.push(data.train.get(order.pop()!));
-    }
-    return imagesToTensor(picked);
-  };
-
-  const start = performance.now();
   const tail: Array<[number, number]> = [];
   const tailLength = Math.max(1, Math.ceil(steps / 10));
-  for (let step = 0; step < steps; step++) {
+  const seconds = await runSteps({ ...o, steps, gridEvery }, writeGrid, (step) => {
     const x = nextBatch();
     const { mean: mu, logvar } = vae.encode(x);
     const xr = vae.decode(vae.sample(mu, logvar, noiseRng));
@@ -216,29 +152,11 @@ export async function trainVae(options: TrainVaeOptions): Promise<TrainVaeResult
     if (!Number.isFinite(lv))
       throw new Error(`trainVae: loss became ${lv} at step ${step + 1}; lower the learning rate`);
     loss.backward();
-    const lr = cosineLr(step, schedule);
-    opt.update(lr, clipFactor(params, 1).factor);
-    opt.zeroGrad();
+    const lr = update(step);
     tail.push([rv, kv]);
     if (tail.length > tailLength) tail.shift();
-    const done = step + 1;
-    if (o.onProgress && (done % o.progressEvery === 0 || done === steps)) {
-      const seconds = (performance.now() - start) / 1000;
-      o.onProgress({
-        step: done,
-        steps,
-        loss: lv,
-        recon: rv,
-        kl: kv,
-        lr,
-        seconds,
-        etaSeconds: (seconds / done) * (steps - done),
-      });
-    }
-    if (gridEvery > 0 && done % gridEvery === 0 && done < steps)
-      await writeGrid(`recon-step${String(done).padStart(6, "0")}.png`);
-  }
-  const seconds = (performance.now() - start) / 1000;
+    return { loss: lv, recon: rv, kl: kv, lr };
+  });
   await writeGrid("recon-final.png");
   const psnr = reconstructionPsnr(vae, firstImages(data.test, o.evalImages));
   setLatentScaling(vae, imagesToTensor(firstImages(data.train, o.scaleImages)));
@@ -269,20 +187,7 @@ export async function trainVae(options: TrainVaeOptions): Promise<TrainVaeResult
  */
 export function reconstructionPsnr(vae: Vae, images: readonly Image[], batchSize = 64): number {
   const x = imagesToTensor(images);
-  const xr = decodeMeans(vae, x, batchSize);
-  const per = x.size / images.length;
-  let total = 0;
-  for (let n = 0; n < images.length; n++) {
-    let se = 0;
-    for (let i = n * per; i < (n + 1) * per; i++) {
-      // Differences on the [−1, 1] scale are halved to get the [0, 1] scale.
-      const d = (Math.min(1, Math.max(-1, xr.f32[i]!)) - x.f32[i]!) / 2;
-      se += d * d;
-    }
-    const mse = se / per;
-    total += mse > 0 ? Math.min(100, -10 * Math.log10(mse)) : 100;
-  }
-  return total / images.length;
+  return meanPsnr(x, decodeMeans(vae, x, batchSize));
 }
 
 /** Returns reconstructions of x through the posterior mean, without a graph. */
@@ -321,14 +226,7 @@ export async function writeReconstructionGrid(
   images: readonly Image[],
   path: string,
 ): Promise<void> {
-  const x = imagesToTensor(images);
-  const xr = decodeMeans(vae, x, 64);
-  const [, C, H, W] = x.shape as [number, 1 | 3, number, number];
-  const per = C * H * W;
-  const recons = images.map((_, i) =>
-    floatToImage(xr.f32.subarray(i * per, (i + 1) * per), C, H, W),
-  );
-  await writeImageGrid(path, [...images, ...recons], { columns: images.length });
+  await writeComparisonGrid(images, (x) => decodeMeans(vae, x, 64), path);
 }
 
 // ---- latent cache --------------------------------------------------------------------------

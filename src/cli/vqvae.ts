@@ -1,0 +1,204 @@
+/** `transfusion vqvae …`: train the VQ image tokenizer and measure its reconstructions and codes. */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { Command } from "commander";
+import { DATASET_NAMES, type DatasetOptions, getDataset } from "../data/datasets/index.js";
+import { readJson } from "../io/checkpoint.js";
+import { loadVqVae, VQVAE_JSON_FILE } from "../io/vqvae-files.js";
+import { evaluateVqVae, trainVqVae, VQVAE_TRAIN_DEFAULTS } from "../train/vqvae-train.js";
+import {
+  addRunFlags,
+  parseDataName,
+  parseNonNegativeInt,
+  parsePositiveInt,
+  parsePositiveNumber,
+  parseShapesDifficulty,
+  trainingFlagOptions,
+  useBackendFlag,
+} from "./args.js";
+import { clock, endProgress, fmt, printJson, progressLine, table } from "./output.js";
+
+/** Returns the dataset options of the flags, refusing --shapes-difficulty for other data. */
+function datasetOptions(
+  data: string,
+  o: { shapesDifficulty?: string; imageSize?: number },
+): DatasetOptions {
+  if (o.shapesDifficulty !== undefined && data !== "shapes")
+    throw new Error(`--shapes-difficulty applies only to --data shapes, not ${data}`);
+  return {
+    ...(o.shapesDifficulty
+      ? { difficulty: o.shapesDifficulty as DatasetOptions["difficulty"] }
+      : {}),
+    ...(o.imageSize ? { imageSize: o.imageSize } : {}),
+  };
+}
+
+/** Returns what vqvae.json records of the training data, or nothing when it holds none. */
+function recordedData(dir: string): { data?: string; datasetOptions?: DatasetOptions } {
+  if (!existsSync(join(dir, VQVAE_JSON_FILE))) return {};
+  const doc = readJson(join(dir, VQVAE_JSON_FILE)) as {
+    training?: { data?: unknown; datasetOptions?: unknown };
+  };
+  const t = doc?.training;
+  const opts = t?.datasetOptions;
+  return {
+    ...(typeof t?.data === "string" ? { data: t.data } : {}),
+    ...(typeof opts === "object" && opts !== null
+      ? { datasetOptions: opts as DatasetOptions }
+      : {}),
+  };
+}
+
+/** Returns table rows for held-out PSNR, usage and perplexity. */
+function metricRows(
+  r: { psnr: number; usage: number; perplexity: number },
+  codebookSize: number,
+): Array<[string, string]> {
+  return [
+    ["held-out PSNR", `${fmt(r.psnr, 2)} dB`],
+    [
+      "codebook usage",
+      `${fmt(100 * r.usage, 1)}% (${Math.round(r.usage * codebookSize)} of ${codebookSize} codes)`,
+    ],
+    ["code perplexity", fmt(r.perplexity, 1)],
+  ];
+}
+
+export function registerVqVae(program: Command): void {
+  const vq = program
+    .command("vqvae")
+    .description("train and evaluate the VQ image tokenizer (discrete image tokens)");
+  const train = vq
+    .command("train")
+    .description(
+      "train a VQ tokenizer on a dataset, write DIR/vqvae.safetensors, vqvae.json and reconstruction grids",
+    )
+    .requiredOption("--data <name>", `dataset: ${DATASET_NAMES.join(", ")}`, parseDataName)
+    .requiredOption("--out <dir>", "output folder")
+    .option("--steps <n>", `training steps (default ${VQVAE_TRAIN_DEFAULTS.steps})`, (v) =>
+      parsePositiveInt(v, "--steps"),
+    )
+    .option("--batch <n>", `batch size (default ${VQVAE_TRAIN_DEFAULTS.batchSize})`, (v) =>
+      parsePositiveInt(v, "--batch"),
+    )
+    .option("--lr <x>", `peak learning rate (default ${VQVAE_TRAIN_DEFAULTS.lr})`, (v) =>
+      parsePositiveNumber(v, "--lr"),
+    )
+    .option("--codebook-size <k>", "number of codes (default 512)", (v) =>
+      parsePositiveInt(v, "--codebook-size"),
+    )
+    .option("--code-dim <d>", "length of each code vector (default 16)", (v) =>
+      parsePositiveInt(v, "--code-dim"),
+    )
+    .option("--levels <n>", "downsamplings: codes are 2^levels smaller per side (default 3)", (v) =>
+      parsePositiveInt(v, "--levels"),
+    )
+    .option(
+      "--shapes-difficulty <level>",
+      "shapes only: easy, medium or hard (default medium)",
+      parseShapesDifficulty,
+    )
+    .option("--image-size <n>", "image side in pixels (default: the dataset's)", (v) =>
+      parsePositiveInt(v, "--image-size"),
+    )
+    .option(
+      "--grid-every <n>",
+      "write a reconstruction grid every n steps (default: at the end)",
+      (v) => parsePositiveInt(v, "--grid-every"),
+    )
+    .option("--seed <n>", "random seed (default 0)", (v) => parseNonNegativeInt(v, "--seed"));
+  addRunFlags(train).action(async (o) => {
+    useBackendFlag(o);
+    const progress = progressLine(Boolean(o.quiet));
+    const r = await trainVqVae({
+      data: o.data,
+      datasetOptions: datasetOptions(o.data, o),
+      outDir: o.out,
+      config: {
+        ...(o.codebookSize ? { codebookSize: o.codebookSize } : {}),
+        ...(o.codeDim ? { codeDim: o.codeDim } : {}),
+        ...(o.levels ? { levels: o.levels } : {}),
+      },
+      ...trainingFlagOptions(o),
+      onProgress: (p) =>
+        progress(
+          `vqvae step ${p.step}/${p.steps}  loss ${fmt(p.loss, 4)}  recon ${fmt(p.recon, 4)}  ` +
+            `live codes ${fmt(100 * p.live, 0)}%  lr ${p.lr.toExponential(1)}  ` +
+            `${clock(p.seconds)} elapsed, ETA ${clock(p.etaSeconds)}`,
+        ),
+    });
+    endProgress();
+    const K = r.vqvae.config.codebookSize;
+    if (o.json) {
+      const { psnr, usage, perplexity, steps, seconds, restarts, files } = r;
+      printJson({ psnr, usage, perplexity, codebookSize: K, steps, seconds, restarts, files });
+      return;
+    }
+    console.log(
+      table([
+        ...metricRows(r, K),
+        ["steps", `${r.steps} in ${fmt(r.seconds, 1)} s (${r.restarts} code restarts)`],
+        ["files", r.files.join("\n" + " ".repeat(17))],
+      ]),
+    );
+  });
+
+  const evaluate = vq
+    .command("eval")
+    .description("report held-out PSNR, codebook usage and code perplexity of a trained tokenizer")
+    .requiredOption("--vqvae <dir>", "folder holding vqvae.safetensors")
+    .option(
+      "--data <name>",
+      `dataset: ${DATASET_NAMES.join(", ")} (default: the one it was trained on)`,
+      parseDataName,
+    )
+    .option(
+      "--shapes-difficulty <level>",
+      "shapes only: easy, medium or hard (default: as trained)",
+      parseShapesDifficulty,
+    )
+    .option("--image-size <n>", "image side in pixels (default: as trained)", (v) =>
+      parsePositiveInt(v, "--image-size"),
+    )
+    .option("--count <n>", "held-out images to use (default 1000)", (v) =>
+      parsePositiveInt(v, "--count"),
+    );
+  addRunFlags(evaluate, false).action(async (o) => {
+    useBackendFlag(o);
+    const model = loadVqVae(o.vqvae);
+    const recorded = recordedData(o.vqvae);
+    const data: string | undefined = o.data ?? recorded.data;
+    if (data === undefined || !(DATASET_NAMES as readonly string[]).includes(data)) {
+      throw new Error(
+        `${join(o.vqvae, VQVAE_JSON_FILE)} names no built-in training dataset; pass --data`,
+      );
+    }
+    // Flags override what was recorded, which applies only to the same dataset.
+    const base = data === recorded.data ? (recorded.datasetOptions ?? {}) : {};
+    const ds = await getDataset(data, { ...base, ...datasetOptions(data, o) });
+    if (ds.channels !== model.config.imageChannels) {
+      throw new Error(
+        `${o.vqvae}: the tokenizer reads ${model.config.imageChannels}-channel images but ${data} has ${ds.channels}`,
+      );
+    }
+    const test = ds.split("test");
+    const n = Math.min(o.count ?? 1000, test.size);
+    const started = performance.now();
+    const r = evaluateVqVae(
+      model,
+      Array.from({ length: n }, (_, i) => test.get(i).image),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    const K = model.config.codebookSize;
+    if (o.json) {
+      printJson({ ...r, codebookSize: K, data, images: n, seconds });
+      return;
+    }
+    console.log(
+      table([
+        ...metricRows(r, K),
+        ["measured on", `${n} ${data} test images in ${fmt(seconds, 1)} s`],
+      ]),
+    );
+  });
+}
