@@ -17,7 +17,7 @@ export function registerExperiment(program: Command): void {
   program
     .command("experiment")
     .description(
-      `reproduce a comparison from the paper at small scale and write docs/RESULTS.md: ${EXPERIMENT_NAMES.join(" | ")} | all | list (about 5 minutes per run on 2 cores; rerun to resume)`,
+      `reproduce a comparison from the paper at small scale and write docs/RESULTS.md: ${EXPERIMENT_NAMES.join(" | ")} | all | list (about 3 minutes per run on 2 cores; rerun to resume)`,
     )
     .argument("<name>", `${EXPERIMENT_NAMES.join(", ")}, all, or list`)
     .option("--root <dir>", "folder for the shared VAE, classifier and runs", "runs/experiments")
@@ -25,11 +25,11 @@ export function registerExperiment(program: Command): void {
       "--seeds <list>",
       "training seeds, comma-separated",
       (v) => parseIntList(v, "--seeds"),
-      [0, 1],
+      [0, 1, 2],
     )
     .option(
       "--steps <n>",
-      "training steps of every run",
+      "training steps of every run (budgets of the chameleon comparison are multiples of it)",
       (v) => parsePositiveInt(v, "--steps"),
       2500,
     )
@@ -47,9 +47,9 @@ export function registerExperiment(program: Command): void {
     )
     .option(
       "--sample-steps <n>",
-      "denoising steps when drawing images for evaluation",
+      "denoising steps when drawing images for evaluation (the paper's 250)",
       (v) => parsePositiveInt(v, "--sample-steps"),
-      100,
+      250,
     )
     .option("--docs <dir>", "folder of RESULTS.md and results/", "docs")
     .option("--backend <name>", "js or native")

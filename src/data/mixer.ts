@@ -1,8 +1,8 @@
 /**
  * The training-data mixer (SPEC.md §5): builds each batch of packed sequences from image–caption
  * pairs and plain text. Caption first 80% of the time (the caption dropped 10% of those, for
- * guidance), image first 20% (its timestep capped at 500), and text-only documents added until
- * text and image positions reach the configured ratio.
+ * guidance), image first 20% (its timestep capped at 500), and plain-text documents added until
+ * corpus text and image–caption positions reach the configured ratio.
  */
 
 import type { Rng } from "../tensor/rng.js";
@@ -22,8 +22,9 @@ export interface MixerOptions {
   /** Diffusion steps T; t is drawn uniformly from [0, T). */
   diffusionSteps: number;
   /**
-   * Text positions per image patch position in a batch (1 = the paper's 1:1; 0 = no plain
-   * text). Captions count as text, so plain text is added only while a batch is below it.
+   * Plain-text (corpus) positions per position of image–caption documents in a batch (1 = the
+   * paper's 1:1 of text data to image–caption data; 0 = no plain text). Captions belong to the
+   * image–caption side, so a small ratio still trains a real language model on the corpus.
    */
   textRatio: number;
   /** Longest plain-text document. */
@@ -47,10 +48,15 @@ export interface MixerSources {
   captions: readonly (readonly number[])[];
   /** Whole documents to draw from instead of caption pairs (their images index `latents`). */
   documents?: readonly DocumentTemplate[];
-  /** Clean latents of the training images, [N, per] flattened. */
+  /** Clean latents of the training images, [N, per] flattened (empty with `codes`). */
   latents: Float32Array;
-  /** Numbers per latent (C·H·W). */
+  /** Numbers per latent (C·H·W), or code tokens per image with `codes`. */
   latentSize: number;
+  /**
+   * For the discrete-token model: the VQ code tokens of the training images, [N, per]
+   * flattened; image segments then become runs of these tokens and the batch has no latents.
+   */
+  codes?: Int32Array;
   /** Tokenised plain-text corpus (optional). */
   text?: Int32Array;
 }
@@ -107,53 +113,66 @@ export function mixBatch(
   const n = templates ? templates.length : sources.captions.length;
   if (n === 0) throw new Error("mixBatch: no documents or image–caption pairs");
   const packOpts: PackOptions = { ...pack, seqLen: opts.seqLen };
-  const patches = pack.gridH * pack.gridW;
   const docs: TokenDocument[] = [];
+  // Corpus-text positions against positions of image–caption documents (captions included).
   let textPositions = 0;
-  let imagePositions = 0;
+  let pairPositions = 0;
   let row = 0;
   let fill = 0;
   const text = sources.text && sources.text.length > 1 ? sources.text : null;
-  const place = (d: TokenDocument): boolean => {
+  const place = (d: TokenDocument): number => {
     const len = documentLength(d, packOpts);
-    if (len > opts.seqLen) return false;
+    if (len > opts.seqLen) return 0;
     if (fill + len > opts.seqLen) {
-      if (row + 1 >= opts.rows) return false;
+      if (row + 1 >= opts.rows) return 0;
       row++;
       fill = 0;
     }
     fill += len;
     docs.push(d);
-    return true;
+    return len;
   };
   // Alternate between pairs and plain text, keeping text:image positions near the ratio.
   for (let guard = 0; guard < 10_000; guard++) {
     const wantText =
-      text !== null && opts.textRatio > 0 && textPositions < opts.textRatio * imagePositions;
+      text !== null && opts.textRatio > 0 && textPositions < opts.textRatio * pairPositions;
     if (wantText) {
       const room = opts.seqLen - fill - (pack.eodId === undefined ? 0 : 1);
       // Just enough text to meet the ratio (at least 8 tokens), fitting the current row if it can.
-      const deficit = Math.ceil(opts.textRatio * imagePositions - textPositions);
+      const deficit = Math.ceil(opts.textRatio * pairPositions - textPositions);
       let len = Math.min(opts.maxTextChunk, text.length, Math.max(8, deficit));
       if (room >= 8) len = Math.min(len, room);
       const start = rng.int(text.length - len + 1);
       const d = { segments: [{ text: Array.from(text.subarray(start, start + len)) }] };
-      if (!place(d)) break;
-      textPositions += len;
+      const placed = place(d);
+      if (!placed) break;
+      textPositions += placed;
     } else {
       const i = rng.int(n);
       const d = templates
         ? templateDocument(templates[i]!, rng, opts)
         : pairDocument(i, sources.captions[i]!, rng, opts);
-      if (!place(d)) break;
-      for (const s of d.segments) {
-        if ("text" in s) textPositions += s.text.length;
-        else imagePositions += patches;
-      }
+      const placed = place(d);
+      if (!placed) break;
+      pairPositions += placed;
     }
   }
-  const packed = packDocuments(docs, packOpts, opts.rows);
   const per = sources.latentSize;
+  if (sources.codes) {
+    const codes = sources.codes;
+    const asCodes = docs.map((d) => ({
+      segments: d.segments.map((s) =>
+        "image" in s
+          ? { codes: Array.from(codes.subarray(s.image * per, (s.image + 1) * per)) }
+          : s,
+      ),
+    }));
+    return {
+      layout: packDocuments(asCodes, packOpts, opts.rows).layout,
+      latents: new Float32Array(0),
+    };
+  }
+  const packed = packDocuments(docs, packOpts, opts.rows);
   const latents = new Float32Array(packed.imageSources.length * per);
   packed.imageSources.forEach((s, k) => {
     latents.set(sources.latents.subarray(s.latent * per, (s.latent + 1) * per), k * per);

@@ -7,6 +7,12 @@ import type { ImageSpan, SequenceLayout } from "./layout.js";
 /** A document after tokenisation: text runs and image slots in order. */
 export type Segment =
   | { text: readonly number[] }
+  /**
+   * An image of the discrete-token model: its VQ code tokens, laid out between BOI and EOI as
+   * ordinary tokens. Each position predicts the next code; the last code predicts nothing, since
+   * EOI follows every image and generation appends it, as for Transfusion images.
+   */
+  | { codes: readonly number[] }
   | {
       /** Index of the image's latent in the caller's list. */
       image: number;
@@ -44,7 +50,11 @@ export function documentLength(
   opts: Pick<PackOptions, "gridH" | "gridW" | "eodId">,
 ): number {
   let n = opts.eodId === undefined ? 0 : 1;
-  for (const s of doc.segments) n += "text" in s ? s.text.length : opts.gridH * opts.gridW + 2;
+  for (const s of doc.segments) {
+    if ("text" in s) n += s.text.length;
+    else if ("codes" in s) n += s.codes.length + 2;
+    else n += opts.gridH * opts.gridW + 2;
+  }
   return n;
 }
 
@@ -75,6 +85,8 @@ export function packDocuments(
   if (rowsOf.length > B) throw new Error(`documents need ${rowsOf.length} rows, only ${B} allowed`);
   const tokens = new Int32Array(B * T).fill(opts.padId);
   const isPatch = new Uint8Array(B * T);
+  // The last code of a discrete image: its next position is the EOI that generation appends.
+  const lastCode = new Uint8Array(B * T);
   const docIds = new Int32Array(B * T).fill(-1);
   const positions = new Int32Array(B * T);
   const images: ImageSpan[] = [];
@@ -93,6 +105,11 @@ export function packDocuments(
       for (const s of doc.segments) {
         if ("text" in s) {
           for (const tok of s.text) put(tok, false);
+        } else if ("codes" in s) {
+          put(opts.boiId, false);
+          for (const tok of s.codes) put(tok, false);
+          if (s.codes.length > 0) lastCode[p - 1] = 1;
+          put(opts.eoiId, false);
         } else {
           put(opts.boiId, false);
           images.push({
@@ -117,6 +134,7 @@ export function packDocuments(
     // BOI predicts a patch and patches predict nothing, so neither gets an LM target.
     if (
       docIds[i]! >= 0 &&
+      !lastCode[i] &&
       (i + 1) % T !== 0 &&
       docIds[i + 1] === docIds[i] &&
       !isPatch[i] &&

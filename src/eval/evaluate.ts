@@ -13,12 +13,16 @@ import type { Example, ImageTextDataset } from "../data/datasets/types.js";
 import { writeImageGrid } from "../data/grid.js";
 import type { Image } from "../data/image.js";
 import { documentLength, packDocuments, type TokenDocument } from "../data/pack.js";
+import { cosineSchedule } from "../diffusion/schedule.js";
 import {
   DEFAULT_IMAGE_OPTIONS,
   type ImageOptions,
   type TransfusionPipeline,
 } from "../generate/pipeline.js";
+import { isDiscrete } from "../model/config.js";
+import { transfusionLoss } from "../model/loss.js";
 import { crossEntropy } from "../tensor/ops/nn.js";
+import { mixSeed, Rng } from "../tensor/rng.js";
 import { noGrad, Tensor } from "../tensor/tensor.js";
 import type { EvalClassifier } from "./classifier.js";
 import { fid } from "./metrics.js";
@@ -38,8 +42,8 @@ export interface EvaluateOptions {
   textBytes?: number;
   /** The dataset's evaluation classifier (null: no generation accuracy or FID). */
   classifier: EvalClassifier | null;
-  /** Skip directions: generation, captioning, text. */
-  skip?: Partial<Record<"generation" | "captions" | "text", boolean>>;
+  /** Skip directions: generation, captioning, text, the held-out image loss. */
+  skip?: Partial<Record<"generation" | "captions" | "text" | "imageLoss", boolean>>;
   onProgress?: (what: "images" | "captions" | "text", done: number, total: number) => void;
 }
 
@@ -74,6 +78,11 @@ export interface EvaluateResult {
    * the clean image: a captioning measure that still moves when accuracy is at its ceiling.
    */
   captionLoss: number | null;
+  /**
+   * The held-out image loss of the evaluated weights (see `heldOutImageLoss`): noise-prediction
+   * MSE for Transfusion, nats per code for the discrete-token model.
+   */
+  imageLoss: number | null;
   /** Shapes only: generated images passing the pixel-space attribute checker (colour and kind). */
   checkerAccuracy: number | null;
   /** Shapes only: … and also right in count, size and position or relation. */
@@ -124,8 +133,9 @@ export function captionLoss(
   let tokens = 0;
   for (let at = 0; at < examples.length; at += batch) {
     const chunk = examples.slice(at, at + batch);
+    const images = pipeline.imageSegments(chunk.map((e) => e.image));
     const docs: TokenDocument[] = chunk.map((e, i) => ({
-      segments: [{ image: i, t: 0 }, { text: pipeline.tokenizer.encode(e.caption) }],
+      segments: [images.segments[i]!, { text: pipeline.tokenizer.encode(e.caption) }],
     }));
     const seqLen = Math.max(...docs.map((d) => documentLength(d, { gridH: g, gridW: g }) + 1));
     const { layout } = packDocuments(docs, {
@@ -137,8 +147,9 @@ export function captionLoss(
       padId: sp.padId,
       eodId: sp.eodId,
     });
-    const latents = pipeline.encodeImages(chunk.map((e) => e.image));
-    const xt = new Tensor(latents, [chunk.length, c.latentChannels, c.latentSize, c.latentSize]);
+    const xt = isDiscrete(c)
+      ? null
+      : new Tensor(images.latents, [chunk.length, c.latentChannels, c.latentSize, c.latentSize]);
     noGrad(() => {
       const out = pipeline.model.forward(layout, xt, new Array(chunk.length).fill(0), {
         skipImagePred: true,
@@ -150,6 +161,58 @@ export function captionLoss(
     });
   }
   return tokens > 0 ? nats / tokens : Number.NaN;
+}
+
+/** Timesteps of the held-out image loss: the midpoints of ten equal slices of [0, 1000). */
+export const IMAGE_LOSS_TIMESTEPS = [50, 150, 250, 350, 450, 550, 650, 750, 850, 950];
+
+/**
+ * Returns the held-out image loss of the pipeline's weights on caption-first examples: for
+ * Transfusion the diffusion loss (noise-prediction MSE per latent element, or the flow target)
+ * with example i noised at IMAGE_LOSS_TIMESTEPS[i mod 10] (scaled to the model's T) by a fixed
+ * noise seed, so every model is scored on the same noisy latents; for the discrete-token model
+ * the mean cross-entropy (nats) of each image's codes after its caption.
+ */
+export function heldOutImageLoss(
+  pipeline: TransfusionPipeline,
+  examples: readonly Example[],
+  batch = 25,
+): number {
+  const c = pipeline.config;
+  const g = c.latentSize / c.patchSize;
+  const sp = pipeline.special;
+  const schedule = cosineSchedule({ T: c.diffusionSteps });
+  const rng = new Rng(mixSeed(2024, 0, 17));
+  let total = 0;
+  let count = 0;
+  for (let at = 0; at < examples.length; at += batch) {
+    const chunk = examples.slice(at, at + batch);
+    const images = pipeline.imageSegments(chunk.map((e) => e.image));
+    const docs: TokenDocument[] = chunk.map((e, i) => {
+      const step = IMAGE_LOSS_TIMESTEPS[(at + i) % IMAGE_LOSS_TIMESTEPS.length]!;
+      const s = images.segments[i]!;
+      const t = Math.floor((step * c.diffusionSteps) / 1000);
+      return {
+        segments: [{ text: pipeline.tokenizer.encode(e.caption) }, "image" in s ? { ...s, t } : s],
+      };
+    });
+    const seqLen = Math.max(...docs.map((d) => documentLength(d, { gridH: g, gridW: g }) + 1));
+    const { layout } = packDocuments(docs, {
+      seqLen,
+      gridH: g,
+      gridW: g,
+      boiId: sp.boiId,
+      eoiId: sp.eoiId,
+      padId: sp.padId,
+      eodId: sp.eodId,
+    });
+    const parts = noGrad(() =>
+      transfusionLoss(pipeline.model, { layout, latents: images.latents }, schedule, rng),
+    );
+    total += parts.image * chunk.length;
+    count += chunk.length;
+  }
+  return total / count;
 }
 
 /** Returns every metric of `pipeline` on `dataset`'s held-out split and held-out text. */
@@ -181,6 +244,7 @@ export function evaluatePipeline(
     captionAccuracy: null,
     captionExact: null,
     captionLoss: null,
+    imageLoss: null,
     checkerAccuracy: null,
     checkerAllAttributes: null,
     settings: {
@@ -274,6 +338,8 @@ export function evaluatePipeline(
     result.captionExact = exact / n;
     result.captionLoss = captionLoss(pipeline, examples, batch);
   }
+
+  if (!skip.imageLoss) result.imageLoss = heldOutImageLoss(pipeline, examples, batch);
   return result;
 }
 

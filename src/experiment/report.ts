@@ -14,8 +14,12 @@ import { TransfusionPipeline } from "../generate/pipeline.js";
 import { writeJson } from "../io/checkpoint.js";
 import { chartSvg, renderChart, type Series } from "../train/plot.js";
 import { heldOutCaptions, readHistory } from "../train/run.js";
-import { type ExperimentResult, type RunRecord, runName } from "./run.js";
+import { writeComputeReport } from "./compute-report.js";
+import { resultsTable } from "./report-table.js";
+import { type ExperimentResult, runName } from "./run.js";
 import { EVAL_GUIDANCE } from "./specs.js";
+
+export { markdownTable, meanSd, resultsTable } from "./report-table.js";
 
 const COLOURS: Array<[number, number, number]> = [
   [31, 119, 180],
@@ -25,81 +29,6 @@ const COLOURS: Array<[number, number, number]> = [
   [255, 127, 14],
   [23, 190, 207],
 ];
-
-/** Mean and sample standard deviation (0 for one value); null when no value is known. */
-export function meanSd(values: ReadonlyArray<number | null>): { mean: number; sd: number } | null {
-  const v = values.filter((x): x is number => x !== null && Number.isFinite(x));
-  if (v.length === 0) return null;
-  const mean = v.reduce((s, x) => s + x, 0) / v.length;
-  const sd =
-    v.length > 1 ? Math.sqrt(v.reduce((s, x) => s + (x - mean) ** 2, 0) / (v.length - 1)) : 0;
-  return { mean, sd };
-}
-
-function cell(values: ReadonlyArray<number | null>, digits: number, percent = false): string {
-  const m = meanSd(values);
-  if (!m) return "–";
-  const k = percent ? 100 : 1;
-  return `${(m.mean * k).toFixed(digits)} ± ${(m.sd * k).toFixed(digits)}`;
-}
-
-type Metric = keyof RunRecord["metrics"];
-
-const COLUMNS: Array<{ head: string; metric: Metric; digits: number; percent?: boolean }> = [
-  { head: "generation acc. %", metric: "generationAccuracy", digits: 1, percent: true },
-  { head: "FID", metric: "fid", digits: 2 },
-  { head: "real-vs-real FID", metric: "fidRealFloor", digits: 2 },
-  { head: "checker acc. %", metric: "checkerAccuracy", digits: 1, percent: true },
-  { head: "caption acc. %", metric: "captionAccuracy", digits: 1, percent: true },
-  { head: "caption NLL", metric: "captionLoss", digits: 3 },
-  { head: "bits/byte", metric: "bitsPerByte", digits: 3 },
-];
-
-/** Returns the Markdown table of an experiment's records (one row per variant and scale). */
-export function resultsTable(result: ExperimentResult): string {
-  const { spec, records } = result;
-  const scales = spec.guidance ?? [EVAL_GUIDANCE];
-  const sweep = scales.length > 1;
-  const head = [
-    sweep ? "guidance" : "variant",
-    ...COLUMNS.map((c) => c.head),
-    "image loss",
-    "parameters",
-  ];
-  const rows: string[][] = [];
-  for (const v of spec.variants) {
-    for (const g of scales) {
-      const rs = records.filter((r) => r.variant === v.id && r.guidance === g);
-      if (rs.length === 0) continue;
-      const row = [
-        sweep ? String(g) : v.label,
-        ...COLUMNS.map((c) =>
-          cell(
-            rs.map((r) => r.metrics[c.metric]),
-            c.digits,
-            c.percent,
-          ),
-        ),
-        cell(
-          rs.map((r) => r.finalImageLoss),
-          4,
-        ),
-        rs[0]!.parameters.toLocaleString("en-US"),
-      ];
-      rows.push(row);
-    }
-  }
-  return markdownTable(head, rows);
-}
-
-/** Returns a Markdown table with every column padded to its widest cell (as formatters do). */
-export function markdownTable(head: readonly string[], rows: readonly string[][]): string {
-  const len = (x: string) => [...x].length;
-  const widths = head.map((h, c) => Math.max(3, len(h), ...rows.map((r) => len(r[c] ?? ""))));
-  const line = (cells: readonly string[]) =>
-    `| ${cells.map((x, c) => x + " ".repeat(widths[c]! - len(x))).join(" | ")} |`;
-  return [line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
-}
 
 /** Returns a moving average of `points` over `window` values, thinned to every `every`-th. */
 function smooth(points: Array<[number, number]>, window: number, every: number) {
@@ -152,7 +81,9 @@ export async function writeReport(
       ),
     };
   });
-  if (series.some((s) => s.points.length > 0) && spec.variants.length > 1) {
+  // Image losses of the two families are in different units (noise MSE, nats per code).
+  const mixed = new Set(spec.variants.map((v) => (v.model?.imageCodes ?? 0) > 0)).size > 1;
+  if (series.some((s) => s.points.length > 0) && spec.variants.length > 1 && !mixed) {
     const opts = {
       title: `${spec.name}: image loss (50-step mean, seed ${seed0})`,
       xLabel: "step",
@@ -220,6 +151,19 @@ export async function writeReport(
   // The table, between markers in RESULTS.md.
   files.markdown = join(docsDir, "RESULTS.md");
   const rel = (p: string) => relative(docsDir, p);
+  const compute = mixed ? await writeComputeReport(result, outDir, rel) : null;
+  if (compute) {
+    Object.assign(files, compute.files);
+    files.json = join(outDir, `${spec.name}.json`);
+    writeJson(files.json, {
+      experiment: spec.name,
+      title: spec.title,
+      ...compute.parity,
+      config: result.config,
+      records: result.records,
+    });
+  }
+  const steps = [...new Set(result.records.map((r) => r.steps))].sort((a, b) => a - b);
   const body = [
     `### ${spec.title}`,
     "",
@@ -227,14 +171,26 @@ export async function writeReport(
     "",
     resultsTable(result),
     "",
-    `${new Set(result.records.map((r) => r.seed)).size} seeds, ${result.records[0]?.steps ?? 0} steps each; mean ± standard deviation over seeds (per-seed values: [${rel(files.json)}](${rel(files.json)})).`,
+    `${new Set(result.records.map((r) => r.seed)).size} seeds, ${steps.join(" / ")} steps; mean ± standard deviation over seeds (per-seed values: [${rel(files.json)}](${rel(files.json)})). Images drawn with ${describeSampling(result)}.`,
     "",
+    ...(compute ? compute.markdown : []),
     ...(files.loss ? [`![image loss](${rel(files.loss)})`, ""] : []),
     ...(files.tradeoff ? [`![accuracy vs FID](${rel(files.tradeoff)})`, ""] : []),
     ...(files.samples ? [`![samples](${rel(files.samples)})`] : []),
   ].join("\n");
   writeFileSync(files.markdown, replaceSection(readOr(files.markdown, ""), spec.name, body));
   return files;
+}
+
+/** Returns how the evaluation images were drawn, from the first record's settings. */
+function describeSampling(result: ExperimentResult): string {
+  const r = result.records[0];
+  if (!r) return "no settings recorded";
+  const im = r.settings.image;
+  const discrete = result.spec.variants.some((v) => (v.model?.imageCodes ?? 0) > 0);
+  const scales = result.spec.guidance ?? [EVAL_GUIDANCE];
+  const g = scales.length > 1 ? "" : `guidance ${scales[0]}, `;
+  return `${g}${im.sampler === "ddpm" ? "respaced DDPM" : im.sampler} (${im.steps} steps), x₀ clipped to ±${im.x0Clip ?? "∞"}${discrete ? " for Transfusion, codes sampled at temperature 1 for the discrete model" : ""}, ${r.settings.count} held-out captions`;
 }
 
 function readOr(path: string, fallback: string): string {

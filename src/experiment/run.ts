@@ -3,21 +3,25 @@
  * trained once per seed (each run resumable, and shared with other experiments); every trained
  * model evaluated (results cached as JSON beside the run); then the report.
  *
- * Layout under the root folder (default runs/experiments):
- *   vae/  latents.safetensors  classifiers/<dataset>/  runs/<variant>-s<seed>/{checkpoint,…,eval-g<scale>.json}
+ * Layout under the root folder (default runs/experiments; experiments on MNIST under mnist/):
+ *   vae/  latents.safetensors  vqvae/  codes.safetensors  classifiers/<dataset>/
+ *   runs/<variant>-s<seed>/{checkpoint,…,eval-g<scale>.json}
  */
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { runTrainingFlops } from "../bench/flops.js";
 import { getDataset } from "../data/datasets/index.js";
 import type { SamplerKind } from "../diffusion/config.js";
 import { ensureClassifier } from "../eval/classifier.js";
 import { type EvaluateResult, evaluatePipeline } from "../eval/evaluate.js";
 import { TransfusionPipeline } from "../generate/pipeline.js";
 import { readJson, writeJson } from "../io/checkpoint.js";
+import { VQVAE_WEIGHTS_FILE } from "../io/vqvae-files.js";
 import { type RunEvent, readHistory, runTraining } from "../train/run.js";
 import type { RunConfig } from "../train/run-config.js";
 import type { StepMetrics } from "../train/trainer.js";
 import { trainVae } from "../train/vae-train.js";
+import { trainVqVae } from "../train/vqvae-train.js";
 import { EVAL_GUIDANCE, type ExperimentSpec, experimentRunConfig, type Variant } from "./specs.js";
 
 export interface ExperimentOptions {
@@ -35,6 +39,8 @@ export interface ExperimentOptions {
   base?: Partial<RunConfig>;
   /** VAE training steps (default: the VAE trainer's). */
   vaeSteps?: number;
+  /** VQ tokenizer training steps (default: the VQ trainer's). */
+  vqvaeSteps?: number;
   /** Evaluation-classifier training steps (default: the classifier trainer's). */
   classifierSteps?: number;
   /** UTF-8 bytes of held-out text scored. */
@@ -48,7 +54,7 @@ export type ExperimentEvent =
   | { kind: "run"; run: string; index: number; total: number; event: RunEvent };
 
 /** Bumped when what an evaluation measures changes, so stored ones are redone. */
-export const EVAL_VERSION = 2;
+export const EVAL_VERSION = 3;
 
 /** The metrics of one trained model at one guidance scale. */
 export interface RunRecord {
@@ -58,7 +64,9 @@ export interface RunRecord {
   guidance: number;
   steps: number;
   parameters: number;
-  /** Mean image and text loss over the last 10% of steps. */
+  /** Training FLOPs by the rule of `runTrainingFlops` (transformer + patch codec). */
+  flops: number;
+  /** Mean image and text loss over the last 10% of steps (raw weights, training batches). */
   finalImageLoss: number | null;
   finalTextLoss: number | null;
   metrics: Pick<
@@ -71,6 +79,7 @@ export interface RunRecord {
     | "captionAccuracy"
     | "captionExact"
     | "captionLoss"
+    | "imageLoss"
     | "checkerAccuracy"
   >;
   settings: EvaluateResult["settings"];
@@ -91,12 +100,17 @@ export function runName(variant: Variant, seed: number): string {
 }
 
 /** Returns the shared run config with a variant's changes applied. */
-export function variantConfig(base: RunConfig, v: Variant, seed: number): RunConfig {
+export function variantConfig(
+  base: RunConfig,
+  v: Variant,
+  seed: number,
+  steps = base.train?.steps,
+): RunConfig {
   return {
     ...base,
     model: { ...base.model, ...v.model },
     mixer: { ...base.mixer, ...v.mixer },
-    train: { ...base.train, seed },
+    train: { ...base.train, seed, ...(steps !== undefined ? { steps } : {}) },
   };
 }
 
@@ -107,6 +121,40 @@ function finalLosses(history: StepMetrics[]): { image: number | null; text: numb
   return { image: avg((m) => m.image), text: avg((m) => m.lm) };
 }
 
+/** Returns the training steps of a variant: `--steps` times its budget scale. */
+export function variantSteps(v: Variant, steps: number): number {
+  return Math.max(1, Math.round(steps * (v.stepsScale ?? 1)));
+}
+
+/**
+ * Returns the fields in which a run folder's saved checkpoint differs from the run `want`
+ * would make (model, mixer, data), or [] when it matches or holds no checkpoint. Runs made
+ * under an earlier protocol are retrained rather than silently reused.
+ */
+function staleFields(dir: string, want: RunConfig): string[] {
+  const path = join(dir, "checkpoint", "config.json");
+  if (!existsSync(path)) return [];
+  const saved = readJson(path) as {
+    model: Record<string, unknown>;
+    mixer: Record<string, unknown>;
+    data: string;
+  };
+  const out: string[] = [];
+  if (saved.data !== want.data) out.push("data");
+  for (const [k, v] of Object.entries(want.model ?? {})) {
+    if (JSON.stringify(saved.model[k]) !== JSON.stringify(v)) out.push(`model.${k}`);
+  }
+  for (const [k, v] of Object.entries(want.mixer ?? {})) {
+    if (JSON.stringify(saved.mixer[k]) !== JSON.stringify(v)) out.push(`mixer.${k}`);
+  }
+  return out;
+}
+
+/** Returns the folder of an experiment's shared pieces and runs for its data. */
+export function dataRoot(root: string, spec: ExperimentSpec): string {
+  return spec.data === "mnist" ? join(resolve(root), "mnist") : resolve(root);
+}
+
 /** Trains (or resumes) every run of an experiment, evaluates each, and returns the records. */
 export async function runExperiment(
   spec: ExperimentSpec,
@@ -114,9 +162,10 @@ export async function runExperiment(
 ): Promise<ExperimentResult> {
   const emit = o.onEvent ?? (() => {});
   const stop = o.shouldStop ?? (() => false);
-  const root = resolve(o.root);
-  const base: RunConfig = { ...experimentRunConfig(o.steps), ...o.base };
-  base.train = { ...experimentRunConfig(o.steps).train, ...o.base?.train, steps: o.steps };
+  const root = dataRoot(o.root, spec);
+  const defaults = experimentRunConfig(o.steps, spec.data);
+  const base: RunConfig = { ...defaults, ...o.base };
+  base.train = { ...defaults.train, ...o.base?.train, steps: o.steps };
   const datasetOptions = {
     imageSize: base.imageSize ?? 32,
     ...(base.shapesDifficulty ? { difficulty: base.shapesDifficulty } : {}),
@@ -129,8 +178,10 @@ export async function runExperiment(
     interrupted: false,
   };
 
-  // Shared pieces: one VAE and one latent cache for every run, one evaluation classifier.
+  // Shared pieces: one VAE and one latent cache for every run (one VQ tokenizer and one code
+  // cache for the discrete-token runs), one evaluation classifier.
   const vaeDir = join(root, "vae");
+  const vqDir = join(root, "vqvae");
   if (!existsSync(join(vaeDir, "vae.safetensors"))) {
     emit({ kind: "stage", message: "training the shared VAE" });
     await trainVae({
@@ -161,17 +212,27 @@ export async function runExperiment(
   const total = spec.variants.length * o.seeds.length;
   let index = 0;
   for (const v of spec.variants) {
+    const steps = variantSteps(v, o.steps);
     for (const seed of o.seeds) {
       index++;
       const name = runName(v, seed);
       const dir = join(root, "runs", name);
       result.runDirs[name] = dir;
+      const want = variantConfig(base, v, seed, steps);
+      const stale = staleFields(dir, want);
+      if (stale.length > 0) {
+        emit({
+          kind: "stage",
+          message: `${name}: the saved run differs from this protocol in ${stale.join(", ")}; training it again`,
+        });
+        rmSync(dir, { recursive: true, force: true });
+      }
       const evalPath = (g: number) => join(dir, `eval-g${g}.json`);
       const fresh = (g: number) => {
         if (!existsSync(evalPath(g))) return null;
         const r = readJson(evalPath(g)) as RunRecord;
         return r.version === EVAL_VERSION &&
-          r.steps === o.steps &&
+          r.steps === steps &&
           r.settings.count === o.evalCount &&
           r.settings.image.steps === o.sampleSteps &&
           r.settings.image.sampler === o.sampler
@@ -187,11 +248,24 @@ export async function runExperiment(
         return result;
       }
       emit({ kind: "stage", message: `run ${index}/${total}: ${v.label}, seed ${seed} → ${dir}` });
+      const discrete = (v.model?.imageCodes ?? 0) > 0;
+      if (discrete && !existsSync(join(vqDir, VQVAE_WEIGHTS_FILE))) {
+        emit({ kind: "stage", message: "training the shared VQ image tokenizer" });
+        await trainVqVae({
+          data: base.data,
+          datasetOptions,
+          outDir: vqDir,
+          seed: 1,
+          config: { ...base.vqvae?.config, codebookSize: v.model!.imageCodes! },
+          ...(o.vqvaeSteps ? { steps: o.vqvaeSteps } : {}),
+        });
+      }
       const r = await runTraining({
-        ...variantConfig(base, v, seed),
+        ...want,
         out: dir,
         vaeFrom: vaeDir,
-        latentCache: join(root, "latents.safetensors"),
+        vqvaeFrom: vqDir,
+        latentCache: join(root, discrete ? "codes.safetensors" : "latents.safetensors"),
         onEvent: (event) => emit({ kind: "run", run: name, index, total, event }),
         shouldStop: stop,
       });
@@ -200,7 +274,15 @@ export async function runExperiment(
         return result;
       }
       const pipeline = TransfusionPipeline.load(join(dir, "checkpoint"));
-      const losses = finalLosses(readHistory(join(dir, "metrics.jsonl")));
+      const history = readHistory(join(dir, "metrics.jsonl"));
+      const losses = finalLosses(history);
+      const flops = runTrainingFlops(
+        pipeline.model,
+        steps,
+        base.rows,
+        base.seqLen,
+        history.reduce((s, m) => s + (m.images ?? 0), 0),
+      );
       for (const g of scales) {
         const have = fresh(g);
         if (have) {
@@ -214,8 +296,8 @@ export async function runExperiment(
           textCorpus: base.textCorpus,
           ...(o.textBytes ? { textBytes: o.textBytes } : {}),
           classifier: clf.classifier,
-          // Text and captions do not depend on the guidance scale: measured once.
-          skip: g === scales[0] ? {} : { text: true, captions: true },
+          // Text, captions and the image loss do not depend on the guidance scale: measured once.
+          skip: g === scales[0] ? {} : { text: true, captions: true, imageLoss: true },
         });
         const first = g === scales[0] ? null : fresh(scales[0]!);
         const record: RunRecord = {
@@ -223,8 +305,9 @@ export async function runExperiment(
           variant: v.id,
           seed,
           guidance: g,
-          steps: o.steps,
+          steps,
           parameters: pipeline.model.parameterCount(),
+          flops,
           finalImageLoss: losses.image,
           finalTextLoss: losses.text,
           metrics: {
@@ -236,6 +319,7 @@ export async function runExperiment(
             captionAccuracy: ev.captionAccuracy ?? first?.metrics.captionAccuracy ?? null,
             captionExact: ev.captionExact ?? first?.metrics.captionExact ?? null,
             captionLoss: ev.captionLoss ?? first?.metrics.captionLoss ?? null,
+            imageLoss: ev.imageLoss ?? first?.metrics.imageLoss ?? null,
             checkerAccuracy: ev.checkerAccuracy,
           },
           settings: ev.settings,

@@ -212,12 +212,13 @@ export class DecodeState {
         }
       }
       const { cos, sin } = ropeTablesFor(c, rowPos, colPos);
-      const enc = m.codec.encode(xt, t);
+      const codec = m.requireCodec();
+      const enc = codec.encode(xt, t);
       const mask = this.stepMask(n, c.imageAttention === "bidirectional");
       // Every new row is a patch.
       const allRows = Int32Array.from({ length: this.batch * n }, (_, i) => i);
       const h = this.run(enc.tokens, n, mask, cos, sin, allRows);
-      const pred = m.codec.decode(h, this.batch, enc.skips);
+      const pred = codec.decode(h, this.batch, enc.skips);
       if (commit) {
         for (let b = 0; b < this.batch; b++) {
           this.valid.fill(1, b * this.capacity + this.length, b * this.capacity + this.length + n);

@@ -8,10 +8,12 @@
  * Rows of a batch run in lockstep, each with its own random stream (sample i of a call with
  * seed s always draws from stream (s, firstSample + i), so batched equals one-by-one).
  * Classifier-free guidance doubles the batch: the unconditional rows hold the prompt with its
- * text removed, as the caption-dropped training examples do.
+ * text removed, as the caption-dropped training examples do. The discrete-token model draws an
+ * image as n code tokens after BOI instead of denoising (`sampleCodes`).
  */
 import { documentLength, type TokenDocument } from "../data/pack.js";
 import { guide, type Sampler } from "../diffusion/samplers.js";
+import { isDiscrete, patchesPerImage, type TransfusionConfig, textVocab } from "../model/config.js";
 import type { Transfusion } from "../model/transfusion.js";
 import { mixSeed, Rng } from "../tensor/rng.js";
 import { Tensor } from "../tensor/tensor.js";
@@ -44,9 +46,9 @@ export interface GenerateOptions {
   onImageStep?: (row: number, step: number, steps: number) => void;
 }
 
-/** A generated continuation: its parts in order. */
+/** A generated continuation: its parts in order (images as latents, or as VQ code indices). */
 export interface GeneratedRow {
-  parts: Array<{ text: number[] } | { latent: Float32Array }>;
+  parts: Array<{ text: number[] } | { latent: Float32Array } | { codes: Int32Array }>;
   /** Why the row ended. */
   stop: "stop-token" | "length" | "image";
 }
@@ -70,7 +72,7 @@ export function generateBatch(
 ): GeneratedRow[] {
   checkSampling(opts.sampling);
   const c = model.config;
-  checkSamplerFits(c.objective, opts);
+  checkSamplerFits(c, opts);
   const B = prompts.length;
   const guided = opts.guidanceScale !== null && opts.images !== "forbid";
   const rows = guided ? [...prompts, ...prompts.map(unconditionalPrompt)] : [...prompts];
@@ -93,6 +95,8 @@ export function generateBatch(
   banned[special.eoiId] = 1; // EOI is never sampled: the loop appends it after an image.
   banned[special.padId] = 1;
   if (opts.images === "forbid") banned[special.boiId] = 1;
+  // Code tokens only ever follow BOI, where sampleCodes picks them.
+  if (isDiscrete(c)) banned.fill(1, textVocab(c));
   const out: GeneratedRow[] = Array.from({ length: B }, () => ({
     parts: [],
     stop: "length" as const,
@@ -148,11 +152,15 @@ export function generateBatch(
       }
     }
     if (wantsImage.length > 0) {
-      const latents = denoiseImage(state, B, guided, rngs, opts);
+      const codes = isDiscrete(c) ? sampleCodes(state, logits, B, guided, rngs, opts) : null;
+      const latents = codes ? null : denoiseImage(state, B, guided, rngs, opts);
       for (const b of live) {
-        out[b]!.parts.push({
-          latent: latents.subarray(b * perLatent, (b + 1) * perLatent).slice(),
-        });
+        const at = b * perLatent;
+        out[b]!.parts.push(
+          codes
+            ? { codes: codes.slice(at, at + perLatent) }
+            : { latent: latents!.slice(at, at + perLatent) },
+        );
         imagesMade[b]!++;
         if (opts.stopAfterImage) {
           done[b] = 1;
@@ -212,9 +220,56 @@ function denoiseImage(
   return x;
 }
 
+/** How image codes are drawn: from the model's (guided) distribution as it stands. */
+const CODE_SAMPLING: TextSampling = { temperature: 1, topK: 0, topP: 1 };
+
+/**
+ * Returns the code indices [B, n] of one image per row of the discrete-token model, sampled
+ * one code at a time after BOI (`logits`: the rows' logits at BOI) and appended to the cache.
+ * Guidance mixes the logits, l_u + s·(l_c − l_u), over the code tokens, as classifier-free
+ * guidance does for token models.
+ */
+function sampleCodes(
+  state: DecodeState,
+  logits: Tensor,
+  B: number,
+  guided: boolean,
+  rngs: Rng[],
+  opts: GenerateOptions,
+): Int32Array {
+  const c = state.model.config;
+  const n = patchesPerImage(c);
+  const first = textVocab(c);
+  const K = c.imageCodes;
+  const V = c.vocab;
+  const codes = new Int32Array(B * n);
+  const mixed = new Float32Array(K);
+  let l = logits;
+  for (let k = 0; k < n; k++) {
+    const next = new Int32Array(state.batch);
+    for (let b = 0; b < B; b++) {
+      const cond = l.f32.subarray(b * V + first, (b + 1) * V);
+      if (guided) {
+        const uncond = l.f32.subarray((B + b) * V + first, (B + b + 1) * V);
+        const s = opts.guidanceScale!;
+        for (let j = 0; j < K; j++) mixed[j] = uncond[j]! + s * (cond[j]! - uncond[j]!);
+      } else mixed.set(cond);
+      const code = sampleToken(mixed, CODE_SAMPLING, rngs[b]!);
+      codes[b * n + k] = code;
+      next[b] = first + code;
+      if (guided) next[B + b] = first + code;
+      opts.onImageStep?.(b, k + 1, n);
+    }
+    l = state.appendTokens(next);
+  }
+  return codes;
+}
+
 /** Throws when the sampler expects another prediction than the model makes (ε or velocity). */
-function checkSamplerFits(objective: "ddpm" | "flow", opts: GenerateOptions): void {
-  if (opts.images === "forbid") return; // No image is generated, so no sampler runs.
+function checkSamplerFits(c: TransfusionConfig, opts: GenerateOptions): void {
+  // No image is generated, or codes are sampled as tokens: no sampler runs.
+  if (opts.images === "forbid" || isDiscrete(c)) return;
+  const objective = c.objective;
   const wants = objective === "flow" ? "velocity" : "epsilon";
   if (opts.sampler.prediction !== wants) {
     throw new Error(

@@ -1,3 +1,11 @@
+/** Returns the images [N, C, H, W] of a tensor as Images. */
+function tensorImages(x: Tensor): Image[] {
+  const [N, C, H, W] = x.shape as [number, number, number, number];
+  return Array.from({ length: N }, (_, i) =>
+    floatToImage(x.f32.subarray(i * C * H * W, (i + 1) * C * H * W), C as 1 | 3, H, W),
+  );
+}
+
 /**
  * A trained model ready to use: the checkpoint's EMA weights, tokenizer and VAE, with the
  * conveniences `textToImage`, `caption` and `generate` that work on strings and images.
@@ -21,9 +29,17 @@ import {
   TOKENIZER_FILE,
 } from "../io/checkpoint.js";
 import { loadVae } from "../io/vae-files.js";
-import { type TransfusionConfig, validateConfig } from "../model/config.js";
+import { loadVqVae } from "../io/vqvae-files.js";
+import {
+  codeToken,
+  isDiscrete,
+  type TransfusionConfig,
+  textVocab,
+  validateConfig,
+} from "../model/config.js";
 import { Transfusion } from "../model/transfusion.js";
 import type { Vae } from "../model/vae.js";
+import { VqVae } from "../model/vqvae.js";
 import { Rng } from "../tensor/rng.js";
 import { Tensor } from "../tensor/tensor.js";
 import type { SpecialIds } from "./cache.js";
@@ -71,7 +87,8 @@ export class TransfusionPipeline {
   constructor(
     readonly model: Transfusion,
     readonly tokenizer: Tokenizer,
-    readonly vae: Vae,
+    /** The image autoencoder: the KL-VAE, or the VQ tokenizer of a discrete-token model. */
+    readonly vae: Vae | VqVae,
     readonly source = "(in memory)",
     /** Sequence length the model was trained on; longer prompts are refused. */
     readonly contextLength: number | null = null,
@@ -82,9 +99,20 @@ export class TransfusionPipeline {
       padId: tokenizer.padId,
       eodId: tokenizer.eodId,
     };
-    if (tokenizer.vocabSize !== model.config.vocab) {
+    const c = model.config;
+    if (tokenizer.vocabSize !== textVocab(c)) {
       throw new Error(
-        `${source}: tokenizer has ${tokenizer.vocabSize} tokens but the model expects ${model.config.vocab}`,
+        `${source}: tokenizer has ${tokenizer.vocabSize} tokens but the model expects ${textVocab(c)}`,
+      );
+    }
+    if (isDiscrete(c) !== vae instanceof VqVae) {
+      throw new Error(
+        `${source}: a ${isDiscrete(c) ? "discrete-token model needs a VQ tokenizer" : "Transfusion model needs a KL-VAE"} for its images`,
+      );
+    }
+    if (vae instanceof VqVae && vae.config.codebookSize !== c.imageCodes) {
+      throw new Error(
+        `${source}: the VQ tokenizer has ${vae.config.codebookSize} codes but the model expects ${c.imageCodes}`,
       );
     }
   }
@@ -107,7 +135,7 @@ export class TransfusionPipeline {
     }
     const config = validateConfig(raw.model, `${cfgPath}: model`);
     const tokenizer = Tokenizer.load(join(found, TOKENIZER_FILE));
-    const vae = loadVae(found);
+    const vae = isDiscrete(config) ? loadVqVae(found) : loadVae(found);
     const model = new Transfusion(config, new Rng(0));
     const weights = join(found, MODEL_FILE);
     loadModuleTensors(model, readSafetensorsFile(weights), weights);
@@ -120,10 +148,37 @@ export class TransfusionPipeline {
     return this.model.config;
   }
 
+  /** Returns the KL-VAE; throws for a discrete-token model, whose images are codes. */
+  private klVae(): Vae {
+    if (this.vae instanceof VqVae) {
+      throw new Error(`${this.source}: a discrete-token model has VQ codes, not latents`);
+    }
+    return this.vae;
+  }
+
   /** Returns the scaled clean latents [N, C, h, w] of images (resized by the caller). */
   encodeImages(images: readonly Image[]): Float32Array {
     if (images.length === 0) return new Float32Array(0);
-    return this.vae.encodeLatents(imagesToTensor(images)).f32;
+    return this.klVae().encodeLatents(imagesToTensor(images)).f32;
+  }
+
+  /**
+   * Returns prompt segments for images (clean latents at t = 0 with their latents, or the code
+   * tokens of a discrete-token model, which need no latents).
+   */
+  imageSegments(images: readonly Image[]): { segments: Segment[]; latents: Float32Array } {
+    const c = this.config;
+    if (this.vae instanceof VqVae) {
+      if (images.length === 0) return { segments: [], latents: new Float32Array(0) };
+      const codes = this.vae.encodeCodes(imagesToTensor(images));
+      const n = codes.length / images.length;
+      const segments = images.map((_, i) => ({
+        codes: Array.from(codes.subarray(i * n, (i + 1) * n), (k) => codeToken(c, k)),
+      }));
+      return { segments, latents: new Float32Array(0) };
+    }
+    const segments = images.map((_, i) => ({ image: i, t: 0 }));
+    return { segments, latents: this.encodeImages(images) };
   }
 
   /** Returns the images decoded from scaled latents, one per latent. */
@@ -135,13 +190,33 @@ export class TransfusionPipeline {
     latents.forEach((l, i) => {
       all.set(l, i * per);
     });
-    const x = this.vae.decodeLatents(
+    const x = this.klVae().decodeLatents(
       new Tensor(all, [latents.length, c.latentChannels, c.latentSize, c.latentSize]),
     );
-    const [, C, H, W] = x.shape as [number, number, number, number];
-    return latents.map((_, i) =>
-      floatToImage(x.f32.subarray(i * C * H * W, (i + 1) * C * H * W), C as 1 | 3, H, W),
-    );
+    return tensorImages(x);
+  }
+
+  /** Returns the images decoded from VQ code indices, one image per code array. */
+  decodeCodes(codes: readonly Int32Array[]): Image[] {
+    if (codes.length === 0) return [];
+    if (!(this.vae instanceof VqVae)) {
+      throw new Error(`${this.source}: a Transfusion model has latents, not VQ codes`);
+    }
+    const s = this.config.latentSize;
+    const all = new Int32Array(codes.length * s * s);
+    codes.forEach((k, i) => {
+      all.set(k, i * s * s);
+    });
+    return tensorImages(this.vae.decodeCodes(all, codes.length, s, s));
+  }
+
+  /** Returns the image of a generated part (latent or codes). */
+  private partImages(
+    parts: ReadonlyArray<{ latent: Float32Array } | { codes: Int32Array }>,
+  ): Image[] {
+    const latents = parts.flatMap((p) => ("latent" in p ? [p.latent] : []));
+    const codes = parts.flatMap((p) => ("codes" in p ? [p.codes] : []));
+    return latents.length ? this.decodeLatents(latents) : this.decodeCodes(codes);
   }
 
   /** Throws if a prompt plus what must follow it exceeds the trained context. */
@@ -173,7 +248,7 @@ export class TransfusionPipeline {
   textToImage(
     captions: readonly string[],
     options: Partial<ImageOptions> = {},
-  ): { images: Image[]; latents: Float32Array[] } {
+  ): { images: Image[] } {
     const o = { ...DEFAULT_IMAGE_OPTIONS, ...options };
     const prompts: TokenDocument[] = captions.map((c) => ({
       segments: c ? [{ text: this.tokenizer.encode(c) }] : [],
@@ -191,12 +266,12 @@ export class TransfusionPipeline {
       ...(o.firstSample !== undefined ? { firstSample: o.firstSample } : {}),
       ...(o.onImageStep ? { onImageStep: o.onImageStep } : {}),
     });
-    const latents = rows.map((r) => {
-      const part = r.parts.find((p) => "latent" in p);
-      if (!part || !("latent" in part)) throw new Error("textToImage: the model produced no image");
-      return part.latent;
+    const parts = rows.map((r) => {
+      const part = r.parts.find((p) => !("text" in p));
+      if (!part || "text" in part) throw new Error("textToImage: the model produced no image");
+      return part;
     });
-    return { images: this.decodeLatents(latents), latents };
+    return { images: this.partImages(parts) };
   }
 
   /** Returns a caption per image (greedy decoding, images forbidden, up to maxTokens). */
@@ -206,8 +281,8 @@ export class TransfusionPipeline {
     sampling: TextSampling = GREEDY,
     seed = 0,
   ): string[] {
-    const latents = this.encodeImages(images);
-    const prompts: TokenDocument[] = images.map((_, i) => ({ segments: [{ image: i, t: 0 }] }));
+    const { segments, latents } = this.imageSegments(images);
+    const prompts: TokenDocument[] = segments.map((s) => ({ segments: [s] }));
     const rows = generateBatch(this.model, prompts, latents, this.special, {
       sampling,
       maxNewTokens: maxTokens,
@@ -241,32 +316,26 @@ export class TransfusionPipeline {
     } = {},
   ): GeneratedPart[] {
     const o = { ...DEFAULT_IMAGE_OPTIONS, ...options };
-    const images: Image[] = [];
-    const segments: Segment[] = doc.parts.map((p) => {
-      if ("text" in p) return { text: this.tokenizer.encode(p.text) };
-      images.push(p.image);
-      return { image: images.length - 1, t: 0 };
-    });
-    const rows = generateBatch(
-      this.model,
-      [{ segments }],
-      this.encodeImages(images),
-      this.special,
-      {
-        sampling: options.sampling ?? GREEDY,
-        maxNewTokens: options.maxNewTokens ?? 64,
-        images: "allow",
-        stopAfterImage: false,
-        maxImages: options.maxImages ?? 2,
-        sampler: this.sampler(o),
-        guidanceScale: null,
-        seed: o.seed,
-      },
+    const images = doc.parts.flatMap((p) => ("image" in p ? [p.image] : []));
+    const prompt = this.imageSegments(images);
+    let k = 0;
+    const segments: Segment[] = doc.parts.map((p) =>
+      "text" in p ? { text: this.tokenizer.encode(p.text) } : prompt.segments[k++]!,
     );
+    const rows = generateBatch(this.model, [{ segments }], prompt.latents, this.special, {
+      sampling: options.sampling ?? GREEDY,
+      maxNewTokens: options.maxNewTokens ?? 64,
+      images: "allow",
+      stopAfterImage: false,
+      maxImages: options.maxImages ?? 2,
+      sampler: this.sampler(o),
+      guidanceScale: null,
+      seed: o.seed,
+    });
     return rows[0]!.parts.map((p) =>
       "text" in p
         ? { text: this.tokenizer.decode(p.text.filter((t) => t !== this.special.eodId)) }
-        : { image: this.decodeLatents([p.latent])[0]! },
+        : { image: this.partImages([p])[0]! },
     );
   }
 }

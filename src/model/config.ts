@@ -43,6 +43,34 @@ export interface TransfusionConfig {
   diffusionSteps: number;
   /** Weight of the diffusion loss: L = L_LM + λ·L_DDPM. */
   lambda: number;
+  /**
+   * Where the linear codec adds the timestep embedding: "width" (after the patch projection, in
+   * model width, as the U-Net adds it inside its blocks) or "patch" (to the C·k² patch values
+   * before the projection; checkpoints made before the option existed).
+   */
+  timestepEmbedding: "width" | "patch";
+  /**
+   * 0 for Transfusion. A positive K makes the discrete-token (Chameleon-style) baseline: images
+   * are runs of K-way VQ codes between BOI and EOI, the last K ids of the vocabulary, trained
+   * with the next-token loss only; `latentSize` is then the side of the code grid, `patchSize`
+   * 1 and `latentChannels` 1, and there is no patch codec.
+   */
+  imageCodes: number;
+}
+
+/** Returns true for the discrete-token (Chameleon-style) model. */
+export function isDiscrete(c: Pick<TransfusionConfig, "imageCodes">): boolean {
+  return c.imageCodes > 0;
+}
+
+/** Returns the token id of VQ code k (codes take the last `imageCodes` ids of the vocabulary). */
+export function codeToken(c: Pick<TransfusionConfig, "vocab" | "imageCodes">, k: number): number {
+  return c.vocab - c.imageCodes + k;
+}
+
+/** Returns the size of the text vocabulary (the whole vocabulary but the image codes). */
+export function textVocab(c: Pick<TransfusionConfig, "vocab" | "imageCodes">): number {
+  return c.vocab - c.imageCodes;
 }
 
 /** Returns the number of patches per image. */
@@ -69,6 +97,8 @@ const BASE: Omit<TransfusionConfig, "vocab" | "dim" | "layers" | "heads" | "mlpH
   modalitySpecific: false,
   diffusionSteps: 1000,
   lambda: 5,
+  timestepEmbedding: "width",
+  imageCodes: 0,
 };
 
 function preset(vocab: number, dim: number, layers: number, heads: number): TransfusionConfig {
@@ -171,6 +201,13 @@ export function validateConfig(raw: unknown, source = "config"): TransfusionConf
     modalitySpecific: bool("modalitySpecific", false),
     diffusionSteps: int("diffusionSteps", 2),
     lambda: num("lambda", 0),
+    // Configs saved before these options existed are linear codecs with t in patch space, and
+    // Transfusion models.
+    timestepEmbedding:
+      o.timestepEmbedding === undefined
+        ? "patch"
+        : oneOf("timestepEmbedding", ["width", "patch"] as const),
+    imageCodes: o.imageCodes === undefined ? 0 : int("imageCodes", 0),
   };
   if (c.dim % c.heads !== 0)
     throw new Error(`${source}: "dim" (${c.dim}) must be divisible by "heads" (${c.heads})`);
@@ -186,6 +223,18 @@ export function validateConfig(raw: unknown, source = "config"): TransfusionConf
     throw new Error(
       `${source}: "latentSize" ${c.latentSize} is not divisible by "patchSize" ${c.patchSize}`,
     );
+  }
+  if (isDiscrete(c)) {
+    if (c.patchSize !== 1 || c.latentChannels !== 1) {
+      throw new Error(
+        `${source}: a discrete-token model ("imageCodes" > 0) takes one code per position: "patchSize" and "latentChannels" must be 1`,
+      );
+    }
+    if (c.vocab <= c.imageCodes) {
+      throw new Error(
+        `${source}: "vocab" (${c.vocab}) must exceed "imageCodes" (${c.imageCodes}): the text tokens come first`,
+      );
+    }
   }
   if (c.encoder === "unet" && c.unetWidth % 4 !== 0) {
     throw new Error(`${source}: "unetWidth" must be a multiple of 4 (GroupNorm groups)`);

@@ -1,6 +1,7 @@
 /**
  * Patch encoders/decoders between noisy latents and the transformer width (SPEC.md §3):
- * linear (timestep embedding added to every patch vector, one linear layer each way) and
+ * linear (one linear layer each way, the timestep embedding added to every patch embedding in
+ * model width — or, for checkpoints made before that option, to the patch vector) and
  * U-Net (down blocks to a k-downsampled grid of d-vectors, up blocks back, skip connections
  * between them; the timestep enters the down blocks' residual blocks).
  */
@@ -56,13 +57,21 @@ export class LinearPatchCodec extends Module implements PatchCodec {
   ) {
     super();
     this.P = patchDim(cfg);
-    this.tEmbed = this.child("t_embed", new TimestepMlp(this.P, rng));
+    const tWidth = cfg.timestepEmbedding === "width" ? cfg.dim : this.P;
+    this.tEmbed = this.child("t_embed", new TimestepMlp(tWidth, rng));
     this.proj = this.child("proj", new Linear(this.P, cfg.dim, rng, { bias: true }));
     this.out = this.child("out", new Linear(cfg.dim, this.P, rng, { bias: true, std: 0.02 }));
   }
   encode(xt: Tensor, t: ArrayLike<number>): EncodedPatches {
     const N = xt.shape[0]!;
     const patches = reshape(patchify(xt, this.cfg.patchSize), [N, -1, this.P]);
+    if (this.cfg.timestepEmbedding === "width") {
+      // t joins after the projection, in model width, where it cannot be confused with the
+      // latent values themselves (C·k² is only 4 numbers at patch 1).
+      const te = reshape(this.tEmbed.forward(t), [N, 1, this.cfg.dim]);
+      const h = reshape(this.proj.forward(reshape(patches, [-1, this.P])), [N, -1, this.cfg.dim]);
+      return { tokens: reshape(add(h, te), [-1, this.cfg.dim]), skips: [] };
+    }
     const te = reshape(this.tEmbed.forward(t), [N, 1, this.P]);
     return { tokens: this.proj.forward(reshape(add(patches, te), [-1, this.P])), skips: [] };
   }

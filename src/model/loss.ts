@@ -3,6 +3,8 @@
  * text targets; L_DDPM is, per image, the mean squared error between predicted and true noise
  * over all latent elements, then the mean over the images that diffuse. With the flow objective
  * (config `objective: "flow"`) the same reduction is taken against the velocity ε − x0.
+ * The discrete-token baseline (config `imageCodes` > 0) has one loss: next-token cross-entropy
+ * over text and image codes together.
  */
 
 import type { TransfusionBatch } from "../data/layout.js";
@@ -14,7 +16,7 @@ import { crossEntropy, mseLoss } from "../tensor/ops/nn.js";
 import { sum } from "../tensor/ops/reduce.js";
 import type { Rng } from "../tensor/rng.js";
 import { Tensor } from "../tensor/tensor.js";
-import type { TransfusionConfig } from "./config.js";
+import { isDiscrete, patchesPerImage, type TransfusionConfig, textVocab } from "./config.js";
 
 export type { TransfusionBatch } from "../data/layout.js";
 
@@ -111,6 +113,43 @@ export function noiseBatch(
   };
 }
 
+/**
+ * Returns the discrete-token model's loss on `batch`: the mean next-token cross-entropy over
+ * every target, text and image codes alike (Chameleon's objective), with the mean over text
+ * targets (`lm`) and over code targets (`image`) reported apart.
+ */
+function discreteLoss(model: Transfusion, batch: TransfusionBatch): LossParts {
+  const { layout } = batch;
+  const out = model.forward(layout, null, []);
+  if (!out.textLogits) throw new Error("transfusionLoss: the batch has no targets");
+  const firstCode = textVocab(model.config);
+  const targets = Int32Array.from(out.textRows, (r) => layout.textTargets[r]!);
+  const perTarget = crossEntropy(out.textLogits, targets, "none");
+  const w = new Float32Array(targets.length).fill(1 / targets.length);
+  const total = sum(mul(perTarget, new Tensor(w, [w.length])));
+  let text = 0;
+  let codes = 0;
+  let textSum = 0;
+  let codeSum = 0;
+  perTarget.f32.forEach((l, i) => {
+    if (targets[i]! >= firstCode) {
+      codes++;
+      codeSum += l;
+    } else {
+      text++;
+      textSum += l;
+    }
+  });
+  return {
+    total,
+    lm: text ? textSum / text : 0,
+    image: codes ? codeSum / codes : 0,
+    textTargets: text,
+    // Each image contributes one target per code (BOI predicts the first).
+    images: codes / patchesPerImage(model.config),
+  };
+}
+
 /** Returns the loss of `model` on `batch` and its parts (noise drawn from `rng`). */
 export function transfusionLoss(
   model: Transfusion,
@@ -119,6 +158,7 @@ export function transfusionLoss(
   rng: Rng,
 ): LossParts {
   const c = model.config;
+  if (isDiscrete(c)) return discreteLoss(model, batch);
   const { layout } = batch;
   const { xt, target, t } = noiseBatch(
     batch,

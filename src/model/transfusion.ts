@@ -2,7 +2,9 @@
  * The Transfusion model: one Llama-style transformer over a sequence that mixes text tokens and
  * image patches. Text positions get a next-token head; patch positions get the patch decoder,
  * aligned (position i predicts the noise of patch i — or, with the flow objective, its velocity).
- * With `modalitySpecific` the blocks route patch rows through their own weights.
+ * With `modalitySpecific` the blocks route patch rows through their own weights. With
+ * `imageCodes` > 0 the same transformer is the discrete-token baseline: images arrive as code
+ * tokens and everything is predicted by the one head.
  */
 import { Embedding, Linear, RMSNorm } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
@@ -11,7 +13,7 @@ import { mul } from "../tensor/ops/elementwise.js";
 import { gather, indexAdd, reshape } from "../tensor/ops/shape.js";
 import type { Rng } from "../tensor/rng.js";
 import { Tensor } from "../tensor/tensor.js";
-import { patchesPerImage, type TransfusionConfig } from "./config.js";
+import { isDiscrete, patchesPerImage, type TransfusionConfig } from "./config.js";
 import { makePatchCodec, type PatchCodec } from "./encoders.js";
 import { buildMask, type SequenceLayout } from "./layout.js";
 
@@ -33,7 +35,8 @@ export interface ForwardOptions {
 
 export class Transfusion extends Module {
   readonly embed: Embedding;
-  readonly codec: PatchCodec;
+  /** The patch codec; null for the discrete-token model, whose images are ordinary tokens. */
+  readonly codec: PatchCodec | null;
   readonly blocks: Block[] = [];
   readonly norm: RMSNorm;
   readonly head: Linear;
@@ -45,7 +48,7 @@ export class Transfusion extends Module {
     super();
     const c = config;
     this.embed = this.child("embed", new Embedding(c.vocab, c.dim, rng));
-    this.codec = this.child("image_codec", makePatchCodec(c, rng));
+    this.codec = isDiscrete(c) ? null : this.child("image_codec", makePatchCodec(c, rng));
     for (let i = 0; i < c.layers; i++) {
       this.blocks.push(
         this.child(
@@ -67,6 +70,16 @@ export class Transfusion extends Module {
     }
     this.norm = this.child("norm", new RMSNorm(c.dim));
     this.head = this.child("head", new Linear(c.dim, c.vocab, rng, { std: 0.02 }));
+  }
+
+  /** Returns the patch codec; throws for the discrete-token model, which has none. */
+  requireCodec(): PatchCodec {
+    if (!this.codec) {
+      throw new Error(
+        "Transfusion: a discrete-token model has no patch codec; its images are code tokens",
+      );
+    }
+    return this.codec;
   }
 
   /** Returns RoPE tables [B·T, D/2] for the layout (1-D, or 2-D over each image's patch grid). */
@@ -110,6 +123,7 @@ export class Transfusion extends Module {
     const { batch: B, seqLen: T } = layout;
     const x = this.embed.forward(layout.tokens);
     if (layout.images.length === 0 || !xt) return { x, patchIdx: new Int32Array(0), skips: [] };
+    const codec = this.requireCodec();
     const n = patchesPerImage(this.config);
     const patchIdx = new Int32Array(layout.images.length * n);
     const keep = new Float32Array(B * T).fill(1);
@@ -120,7 +134,7 @@ export class Transfusion extends Module {
         keep[base + p] = 0;
       }
     });
-    const enc = this.codec.encode(xt, t);
+    const enc = codec.encode(xt, t);
     // Patch positions carry the patch embedding instead of the (padding) token embedding.
     const mixed = indexAdd(mul(x, new Tensor(keep, [B * T, 1])), patchIdx, enc.tokens);
     return { x: mixed, patchIdx, skips: enc.skips };
@@ -161,7 +175,7 @@ export class Transfusion extends Module {
     const textLogits = textRows.length > 0 ? this.head.forward(gather(hn, textRows)) : null;
     const imagePred =
       nImages > 0 && !opts.skipImagePred
-        ? this.codec.decode(gather(hn, patchIdx), nImages, skips)
+        ? this.requireCodec().decode(gather(hn, patchIdx), nImages, skips)
         : null;
     return { textLogits, textRows, imagePred };
   }

@@ -38,9 +38,11 @@ import {
   writeSafetensorsFile,
 } from "../io/checkpoint.js";
 import { loadVae, saveVae } from "../io/vae-files.js";
-import { makeConfig, type TransfusionConfig } from "../model/config.js";
+import { loadVqVae, saveVqVae, VQVAE_WEIGHTS_FILE } from "../io/vqvae-files.js";
+import { codeToken, isDiscrete, makeConfig, type TransfusionConfig } from "../model/config.js";
 import { Transfusion } from "../model/transfusion.js";
 import type { Vae } from "../model/vae.js";
+import { VqVae } from "../model/vqvae.js";
 import { Rng } from "../tensor/rng.js";
 import { chartSvg, renderChart } from "./plot.js";
 import {
@@ -51,6 +53,7 @@ import {
   type TrainSettings,
 } from "./trainer.js";
 import { type TrainVaeOptions, trainVae } from "./vae-train.js";
+import { type TrainVqVaeOptions, trainVqVae } from "./vqvae-train.js";
 
 export interface RunOptions {
   /** A dataset name (shapes, mnist, fashion-mnist, emoji) or a JSONL document file. */
@@ -70,6 +73,10 @@ export interface RunOptions {
   /** Use the VAE in this folder instead of training one. */
   vaeFrom?: string;
   vae?: Partial<Pick<TrainVaeOptions, "steps" | "batchSize" | "lr" | "config">>;
+  /** The discrete-token model (`model.imageCodes` > 0): use the VQ tokenizer in this folder. */
+  vqvaeFrom?: string;
+  /** …or train one with these settings (its codebook size is `model.imageCodes`). */
+  vqvae?: Partial<Pick<TrainVqVaeOptions, "steps" | "batchSize" | "lr" | "config">>;
   imageSize?: number;
   /** Variant of the `shapes` data: easy (one shape, four colours), medium (default), hard. */
   shapesDifficulty?: ShapesDifficulty;
@@ -199,45 +206,84 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     tokenizer = trainBpe(texts, { vocabSize: o.vocabSize });
   }
 
-  // VAE: from the checkpoint, an earlier stage of this run, a given folder, or trained now.
-  let vae: Vae;
+  const saved = existing
+    ? (readJson(join(existing, CONFIG_FILE)) as { model: TransfusionConfig }).model
+    : null;
+  const discrete = isDiscrete({
+    imageCodes: saved ? saved.imageCodes : (o.model?.imageCodes ?? 0),
+  });
+  const first = data.images[0]!;
+
+  // The image autoencoder: from the checkpoint, an earlier stage of this run, a given folder,
+  // or trained now — the KL-VAE for Transfusion, the VQ tokenizer for the discrete-token model.
+  let vae: Vae | VqVae;
   let vaePsnr: number | null = null;
-  const vaeDir = join(out, "vae");
-  if (existing) vae = loadVae(existing);
+  const vaeDir = join(out, discrete ? "vqvae" : "vae");
+  const imageData = o.data.endsWith(".jsonl") ? data.images : o.data;
+  const seed = (o.train?.seed ?? 0) + 1;
+  const onProgress = (p: { step: number; steps: number; loss: number; etaSeconds: number }) =>
+    emit({ kind: "vae", step: p.step, steps: p.steps, loss: p.loss, etaSeconds: p.etaSeconds });
+  if (discrete) {
+    if (existing) vae = loadVqVae(existing);
+    else if (existsSync(join(vaeDir, VQVAE_WEIGHTS_FILE))) vae = loadVqVae(vaeDir);
+    else if (o.vqvaeFrom) vae = loadVqVae(o.vqvaeFrom);
+    else {
+      emit({ kind: "stage", message: "training the VQ image tokenizer" });
+      const r = await trainVqVae({
+        data: imageData,
+        datasetOptions: datasetOptions(o),
+        outDir: vaeDir,
+        seed,
+        ...o.vqvae,
+        config: { ...o.vqvae?.config, codebookSize: o.model!.imageCodes! },
+        onProgress,
+      });
+      vae = r.vqvae;
+      vaePsnr = r.psnr;
+      files.vqvae = vaeDir;
+    }
+  } else if (existing) vae = loadVae(existing);
   else if (existsSync(join(vaeDir, "vae.safetensors"))) vae = loadVae(vaeDir);
   else if (o.vaeFrom) vae = loadVae(o.vaeFrom);
   else {
     emit({ kind: "stage", message: "training the VAE" });
     const r = await trainVae({
-      data: o.data.endsWith(".jsonl") ? data.images : o.data,
+      data: imageData,
       datasetOptions: datasetOptions(o),
       outDir: vaeDir,
-      seed: (o.train?.seed ?? 0) + 1,
+      seed,
       ...o.vae,
-      onProgress: (p) =>
-        emit({ kind: "vae", step: p.step, steps: p.steps, loss: p.loss, etaSeconds: p.etaSeconds }),
+      onProgress,
     });
     vae = r.vae;
     vaePsnr = r.psnr;
     files.vae = vaeDir;
   }
 
-  const first = data.images[0]!;
-  const [C, h] = vae.latentShape(first.height, first.width);
-  const latents = encodeAll(vae, data.images, o.latentCache, o.data, emit);
-
-  let config: TransfusionConfig;
-  if (existing) {
-    const raw = readJson(join(existing, CONFIG_FILE)) as { model: TransfusionConfig };
-    config = raw.model;
+  let C: number;
+  let h: number;
+  let latents: Float32Array = new Float32Array(0);
+  let codes: Int32Array | null = null;
+  if (vae instanceof VqVae) {
+    C = 1;
+    [h] = vae.codeGrid(first.height, first.width);
+    codes = encodeAllCodes(vae, data.images, o.latentCache, o.data, emit);
   } else {
-    config = makeConfig(o.preset, {
+    [C, h] = vae.latentShape(first.height, first.width);
+    latents = encodeAll(vae, data.images, o.latentCache, o.data, emit);
+  }
+
+  const config: TransfusionConfig =
+    saved ??
+    makeConfig(o.preset, {
       ...o.model,
-      vocab: tokenizer.vocabSize,
+      vocab: tokenizer.vocabSize + (codes ? o.model!.imageCodes! : 0),
       latentChannels: C,
       latentSize: h,
+      ...(codes ? { patchSize: 1 } : {}),
     });
-  }
+  // The discrete model's images are code tokens: the last imageCodes ids of the vocabulary.
+  if (codes) for (let i = 0; i < codes.length; i++) codes[i] = codeToken(config, codes[i]!);
   const mixer: MixerOptions = {
     ...DEFAULT_MIXER,
     diffusionSteps: config.diffusionSteps,
@@ -273,6 +319,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     captions,
     latents,
     latentSize: C * h * h,
+    ...(codes ? { codes } : {}),
     ...(templates ? { documents: templates } : {}),
     ...(text ? { text } : {}),
   };
@@ -311,7 +358,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       },
     });
     tokenizer.save(join(dir, TOKENIZER_FILE));
-    saveVae(vae, dir);
+    if (vae instanceof VqVae) saveVqVae(vae, dir);
+    else saveVae(vae, dir);
   };
   const writeSamples = async (trainer: Trainer) => {
     loadWeights(sampleModel, trainer.samplingWeights());
@@ -458,6 +506,47 @@ function encodeAll(
     );
   }
   return latents;
+}
+
+/**
+ * Returns the VQ code indices of `images` (h·w per image), read from `cache` when it holds the
+ * same images coded by the same tokenizer (checked by count and the first images' codes), else
+ * encoded now (and written to `cache` when given).
+ */
+function encodeAllCodes(
+  vq: VqVae,
+  images: readonly Image[],
+  cache: string | undefined,
+  data: string,
+  emit: (e: RunEvent) => void,
+): Int32Array {
+  const first = images[0]!;
+  const [h, w] = vq.codeGrid(first.height, first.width);
+  const per = h * w;
+  const key = { data, count: String(images.length), codebook: String(vq.config.codebookSize) };
+  const probe = vq.encodeCodes(imagesToTensor(images.slice(0, 8)));
+  if (cache && existsSync(cache)) {
+    const f = readSafetensorsFile(cache);
+    const t = f.tensors.codes;
+    const same =
+      t !== undefined &&
+      Object.entries(key).every(([k, v]) => f.metadata[k] === v) &&
+      t.data.length === images.length * per &&
+      probe.every((v, i) => v === t.data[i]);
+    if (same) {
+      emit({ kind: "stage", message: `read ${images.length} cached image codes from ${cache}` });
+      return Int32Array.from(t.data);
+    }
+  }
+  emit({ kind: "stage", message: `encoding ${images.length} images to VQ codes` });
+  const codes = new Int32Array(images.length * per);
+  for (let at = 0; at < images.length; at += 2048) {
+    codes.set(vq.encodeCodes(imagesToTensor(images.slice(at, at + 2048))), at * per);
+  }
+  if (cache) {
+    writeSafetensorsFile(cache, { codes: { shape: [images.length, h, w], data: codes } }, key);
+  }
+  return codes;
 }
 
 /** Returns the first `n` held-out captions of a dataset. */

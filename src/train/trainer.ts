@@ -68,6 +68,8 @@ export interface StepMetrics {
   lm: number;
   image: number;
   total: number;
+  /** Images in the step's batch (their codec FLOPs count toward the run's compute). */
+  images: number;
   lr: number;
   gradNorm: number;
   tokensPerSecond: number;
@@ -201,6 +203,7 @@ export class Trainer {
       lm: parts.lm,
       image: parts.image,
       total,
+      images: parts.images,
       lr,
       gradNorm: norm,
       tokensPerSecond: (batch.layout.batch * batch.layout.seqLen) / stepSeconds,

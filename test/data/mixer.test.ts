@@ -1,5 +1,5 @@
 // The training-data mixer: SPEC.md's ordering ratios, caption dropout, the noise cap,
-// the text:image ratio, and layouts that keep documents whole.
+// the corpus-text : image–caption ratio, code runs, and layouts that keep documents whole.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
@@ -57,25 +57,51 @@ test("caption first 80%, caption dropped in 10% of those, image first 20% with t
   assert.ok(Math.abs(dr - 0.1) < 0.03, `dropout fraction ${dr}`);
 });
 
-test("text and image positions follow the configured ratio", () => {
-  // Captions alone give 3 text positions per 4 patch positions here, so ratios start above 0.75.
-  for (const ratio of [1, 2]) {
+test("corpus text and image–caption positions follow the configured ratio", () => {
+  // Captions count on the image–caption side, so even a small ratio brings in corpus text.
+  for (const ratio of [0.25, 1, 2]) {
     const rng = new Rng(2);
-    let text = 0;
-    let image = 0;
+    let corpus = 0;
+    let pairs = 0;
     for (let b = 0; b < 100; b++) {
       const { layout } = mixBatch(sources(), PACK, opts({ textRatio: ratio, seqLen: 96 }), rng);
-      image += layout.images.length * 4;
+      const T = layout.seqLen;
+      const imageDocs = new Set(
+        layout.images.map((im) => `${im.row}:${layout.docIds[im.row * T + im.start]}`),
+      );
       for (let i = 0; i < layout.tokens.length; i++) {
-        if (layout.docIds[i]! >= 0 && layout.tokens[i]! >= 10) text++;
+        if (layout.docIds[i]! < 0) continue;
+        if (imageDocs.has(`${Math.floor(i / T)}:${layout.docIds[i]}`)) pairs++;
+        else corpus++;
       }
     }
-    const measured = text / image;
+    const measured = corpus / pairs;
     assert.ok(
-      Math.abs(measured - ratio) / ratio < 0.35,
+      Math.abs(measured - ratio) / ratio < 0.2,
       `ratio ${ratio}: measured ${measured.toFixed(2)}`,
     );
   }
+});
+
+test("with image codes a batch lays images out as code tokens and carries no latents", () => {
+  const codes = Int32Array.from({ length: 50 * 4 }, (_, i) => 100 + (i % 8));
+  const b = mixBatch({ ...sources(), codes, latentSize: 4 }, PACK, opts(), new Rng(4));
+  assert.equal(b.layout.images.length, 0);
+  assert.equal(b.latents.length, 0);
+  const T = b.layout.seqLen;
+  let runs = 0;
+  for (let i = 0; i < b.layout.tokens.length; i++) {
+    if (b.layout.tokens[i] !== PACK.boiId) continue;
+    runs++;
+    const run = [...b.layout.tokens.subarray(i + 1, i + 5)];
+    assert.ok(
+      run.every((t) => t >= 100 && t < 108),
+      `codes after BOI: ${run}`,
+    );
+    assert.equal(b.layout.tokens[i + 5], PACK.eoiId);
+    assert.equal(Math.floor(i / T), Math.floor((i + 5) / T));
+  }
+  assert.ok(runs > 0);
 });
 
 test("batches are valid layouts with whole documents, latents in image order, deterministic", () => {

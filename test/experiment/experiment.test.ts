@@ -13,7 +13,12 @@ import {
   resultsTable,
   writeReport,
 } from "../../src/experiment/report.js";
-import { type ExperimentOptions, runExperiment, variantConfig } from "../../src/experiment/run.js";
+import {
+  type ExperimentOptions,
+  runExperiment,
+  variantConfig,
+  variantSteps,
+} from "../../src/experiment/run.js";
 import { EXPERIMENTS, experimentRunConfig, getExperiment } from "../../src/experiment/specs.js";
 
 const root = mkdtempSync(join(tmpdir(), "tf-exp-"));
@@ -83,8 +88,23 @@ test("variants change only what they name; every experiment starts from the same
   const noCap = variantConfig(base, getExperiment("noise-cap").variants[1]!, 0);
   assert.equal(noCap.mixer?.noiseCap, null);
   assert.equal(noCap.mixer?.textRatio, base.mixer?.textRatio);
-  // The baseline has one id everywhere, so its runs are shared.
-  for (const e of Object.values(EXPERIMENTS)) assert.ok(e.variants.some((v) => v.id === "base"));
+  // The baseline has one id in every ablation, so its runs are shared.
+  for (const e of Object.values(EXPERIMENTS)) {
+    if (e.name !== "chameleon") assert.ok(e.variants.some((v) => v.id === "base"));
+  }
+  // The comparison: both families at each budget, 8× from the smallest to the largest.
+  const budgets = getExperiment("chameleon").variants.map((v) => [
+    variantSteps(v, 2000),
+    v.model?.imageCodes ?? 0,
+  ]);
+  assert.deepEqual(budgets, [
+    [500, 0],
+    [500, 512],
+    [1500, 0],
+    [1500, 512],
+    [4000, 0],
+    [4000, 512],
+  ]);
   assert.throws(() => getExperiment("nope"), /unknown experiment 'nope'.*attention/);
 });
 
@@ -154,4 +174,40 @@ test("an experiment trains every variant and seed, reuses its results, and resum
   for (const f of [files.json!, files.samples!]) assert.ok(existsSync(f), f);
   const stored = JSON.parse(readFileSync(files.json!, "utf8"));
   assert.equal(stored.records.length, 4);
+});
+
+test("the Transfusion-vs-discrete comparison trains both families at every budget and reports parity", async () => {
+  const spec = getExperiment("chameleon");
+  const r = await runExperiment(spec, {
+    ...options(4),
+    seeds: [0],
+    vqvaeSteps: 3,
+    base: { ...options(4).base, vqvae: { config: { baseChannels: 8, groups: 4 } } },
+  });
+  assert.equal(r.interrupted, false);
+  assert.deepEqual(
+    r.records.map((x) => [x.variant, x.steps]),
+    [
+      ["transfusion-x0.25", 1],
+      ["chameleon-x0.25", 1],
+      ["transfusion-x0.75", 3],
+      ["chameleon-x0.75", 3],
+      ["transfusion-x2", 8],
+      ["chameleon-x2", 8],
+    ],
+  );
+  // FLOPs grow with the budget within each family; the discrete model has no codec FLOPs.
+  const flops = (id: string) => r.records.find((x) => x.variant === id)!.flops;
+  assert.ok(flops("transfusion-x0.25") < flops("transfusion-x0.75"));
+  assert.ok(flops("transfusion-x0.75") < flops("transfusion-x2"));
+  assert.ok(flops("chameleon-x0.25") < flops("chameleon-x2"));
+  for (const x of r.records) assert.ok(Number.isFinite(x.metrics.imageLoss), x.variant);
+
+  const docs = join(root, "docs-chameleon");
+  const files = await writeReport(r, docs, 2);
+  const stored = JSON.parse(readFileSync(files.json!, "utf8"));
+  assert.ok("flopsRatioAtParity" in stored && "byMetric" in stored && "how" in stored);
+  assert.ok(stored.byMetric.fid === null || stored.byMetric.fid.ratio > 0);
+  assert.ok(existsSync(files.fid!) && existsSync(files.bitsPerByte!));
+  assert.match(readFileSync(join(docs, "RESULTS.md"), "utf8"), /parity FLOP ratio/);
 });
