@@ -22,7 +22,13 @@ import type { RunConfig } from "../train/run-config.js";
 import type { StepMetrics } from "../train/trainer.js";
 import { trainVae } from "../train/vae-train.js";
 import { trainVqVae } from "../train/vqvae-train.js";
-import { EVAL_GUIDANCE, type ExperimentSpec, experimentRunConfig, type Variant } from "./specs.js";
+import {
+  EVAL_GUIDANCE,
+  EVAL_SAMPLE_STEPS,
+  type ExperimentSpec,
+  experimentRunConfig,
+  type Variant,
+} from "./specs.js";
 
 export interface ExperimentOptions {
   /** Folder holding the shared VAE, classifier and every run (default runs/experiments). */
@@ -34,7 +40,8 @@ export interface ExperimentOptions {
   evalCount: number;
   /** How evaluation images are drawn (respaced DDPM or DDIM) and in how many steps. */
   sampler: SamplerKind;
-  sampleSteps: number;
+  /** Denoising steps per evaluation image (default: the experiment's `sampleSteps`). */
+  sampleSteps?: number;
   /** Overrides of the shared run config (tests use a tiny one). */
   base?: Partial<RunConfig>;
   /** VAE training steps (default: the VAE trainer's). */
@@ -209,6 +216,7 @@ export async function runExperiment(
   }
   const dataset = await getDataset(base.data, datasetOptions);
   const scales = spec.guidance ?? [EVAL_GUIDANCE];
+  const sampleSteps = o.sampleSteps ?? spec.sampleSteps ?? EVAL_SAMPLE_STEPS;
   const total = spec.variants.length * o.seeds.length;
   let index = 0;
   for (const v of spec.variants) {
@@ -234,7 +242,7 @@ export async function runExperiment(
         return r.version === EVAL_VERSION &&
           r.steps === steps &&
           r.settings.count === o.evalCount &&
-          r.settings.image.steps === o.sampleSteps &&
+          r.settings.image.steps === sampleSteps &&
           r.settings.image.sampler === o.sampler
           ? r
           : null;
@@ -292,7 +300,7 @@ export async function runExperiment(
         emit({ kind: "stage", message: `evaluating ${name} at guidance ${g}` });
         const ev = evaluatePipeline(pipeline, dataset, {
           count: o.evalCount,
-          image: { sampler: o.sampler, steps: o.sampleSteps, guidanceScale: g, seed: 7 },
+          image: { sampler: o.sampler, steps: sampleSteps, guidanceScale: g, seed: 7 },
           textCorpus: base.textCorpus,
           ...(o.textBytes ? { textBytes: o.textBytes } : {}),
           classifier: clf.classifier,
