@@ -1,7 +1,8 @@
-/** Shared test helpers: backend iteration and finite-difference gradient checks. */
+/** Shared test helpers: backend iteration, finite-difference gradient checks, file surgery. */
 import assert from "node:assert/strict";
 import { type BackendName, setBackend, tryNativeBackend } from "../src/tensor/backends/index.js";
 import { Rng } from "../src/tensor/rng.js";
+import { readSafetensorsFile, writeSafetensorsFile } from "../src/tensor/safetensors.js";
 import { noGrad, type Tensor } from "../src/tensor/tensor.js";
 
 /** Returns the backends available here: js always, native when the addon is built. */
@@ -99,4 +100,21 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
+}
+
+/**
+ * Rewrites the float safetensors file at `path` (metadata kept) after `edit` has changed the
+ * copies of its tensors; used to plant NaN, foreign weights or wrong shapes in saved files.
+ */
+export function editSafetensors(
+  path: string,
+  edit: (tensors: Record<string, { shape: number[]; data: Float32Array }>) => void,
+): void {
+  const f = readSafetensorsFile(path);
+  const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (const [name, t] of Object.entries(f.tensors)) {
+    tensors[name] = { shape: [...t.shape], data: Float32Array.from(t.data) };
+  }
+  edit(tensors);
+  writeSafetensorsFile(path, tensors, f.metadata);
 }

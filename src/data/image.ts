@@ -2,10 +2,10 @@
  * Images in memory (8-bit, HWC, 1 or 3 channels) and their trip to and from disk and to the
  * float CHW layout the models read. Decoding and encoding go through sharp (libvips).
  */
-import { randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import sharp from "sharp";
+import { writeFileAtomic as writeAtomic } from "../tensor/atomic-write.js";
 import { Tensor } from "../tensor/tensor.js";
 
 /** An 8-bit image: `data[(y * width + x) * channels + c]`, row-major, channels interleaved. */
@@ -199,17 +199,14 @@ export async function encodePng(img: Image): Promise<Buffer> {
   return pipeline.png({ compressionLevel: 6 }).toBuffer();
 }
 
-/** Returns once `bytes` are at `path`, written atomically (temp file + rename). */
+/**
+ * Returns once `bytes` are at `path`, written atomically (temp file, fsync, rename) by the one
+ * writer of the project, so every temporary file has the same recognisable name and a failed
+ * write (a full disk) leaves the previous file and an error naming `path`.
+ */
 export async function writeFileAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
-  try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
+  writeAtomic(path, [typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes]);
 }
 
 /** Returns once the image is written to `path` as PNG, atomically (temp file + rename). */

@@ -15,9 +15,15 @@ import type { SamplerKind } from "../diffusion/config.js";
 import { ensureClassifier } from "../eval/classifier.js";
 import { type EvaluateResult, evaluatePipeline } from "../eval/evaluate.js";
 import { TransfusionPipeline } from "../generate/pipeline.js";
-import { readJson, writeJson } from "../io/checkpoint.js";
+import {
+  readCheckpointConfig,
+  readJson,
+  resolveCheckpointDir,
+  writeJson,
+} from "../io/checkpoint.js";
 import { VQVAE_WEIGHTS_FILE } from "../io/vqvae-files.js";
-import { type RunEvent, readHistory, runTraining } from "../train/run.js";
+import { type RunEvent, type RunOptions, readHistory, runTraining } from "../train/run.js";
+import { compareWithCheckpoint } from "../train/run-checks.js";
 import type { RunConfig } from "../train/run-config.js";
 import type { StepMetrics } from "../train/trainer.js";
 import { trainVae } from "../train/vae-train.js";
@@ -134,27 +140,14 @@ export function variantSteps(v: Variant, steps: number): number {
 }
 
 /**
- * Returns the fields in which a run folder's saved checkpoint differs from the run `want`
- * would make (model, mixer, data), or [] when it matches or holds no checkpoint. Runs made
- * under an earlier protocol are retrained rather than silently reused.
+ * Returns the fields in which a run folder's saved checkpoint differs from the run `o` would
+ * make (as a resume would refuse them), or [] when it matches or holds no checkpoint. Runs
+ * made under an earlier protocol are then retrained rather than refused or silently reused.
  */
-function staleFields(dir: string, want: RunConfig): string[] {
-  const path = join(dir, "checkpoint", "config.json");
-  if (!existsSync(path)) return [];
-  const saved = readJson(path) as {
-    model: Record<string, unknown>;
-    mixer: Record<string, unknown>;
-    data: string;
-  };
-  const out: string[] = [];
-  if (saved.data !== want.data) out.push("data");
-  for (const [k, v] of Object.entries(want.model ?? {})) {
-    if (JSON.stringify(saved.model[k]) !== JSON.stringify(v)) out.push(`model.${k}`);
-  }
-  for (const [k, v] of Object.entries(want.mixer ?? {})) {
-    if (JSON.stringify(saved.mixer[k]) !== JSON.stringify(v)) out.push(`mixer.${k}`);
-  }
-  return out;
+function staleFields(o: RunOptions): string[] {
+  const found = resolveCheckpointDir(join(o.out, "checkpoint"));
+  if (!found) return [];
+  return compareWithCheckpoint(readCheckpointConfig(found), o).conflicts.map((c) => c.field);
 }
 
 /** Returns the folder of an experiment's shared pieces and runs for its data. */
@@ -226,8 +219,15 @@ export async function runExperiment(
       const name = runName(v, seed);
       const dir = join(root, "runs", name);
       result.runDirs[name] = dir;
-      const want = variantConfig(base, v, seed, steps);
-      const stale = staleFields(dir, want);
+      const discrete = (v.model?.imageCodes ?? 0) > 0;
+      const runOptions: RunOptions = {
+        ...variantConfig(base, v, seed, steps),
+        out: dir,
+        vaeFrom: vaeDir,
+        vqvaeFrom: vqDir,
+        latentCache: join(root, discrete ? "codes.safetensors" : "latents.safetensors"),
+      };
+      const stale = staleFields(runOptions);
       if (stale.length > 0) {
         emit({
           kind: "stage",
@@ -256,7 +256,6 @@ export async function runExperiment(
         return result;
       }
       emit({ kind: "stage", message: `run ${index}/${total}: ${v.label}, seed ${seed} → ${dir}` });
-      const discrete = (v.model?.imageCodes ?? 0) > 0;
       if (discrete && !existsSync(join(vqDir, VQVAE_WEIGHTS_FILE))) {
         emit({ kind: "stage", message: "training the shared VQ image tokenizer" });
         await trainVqVae({
@@ -269,11 +268,7 @@ export async function runExperiment(
         });
       }
       const r = await runTraining({
-        ...want,
-        out: dir,
-        vaeFrom: vaeDir,
-        vqvaeFrom: vqDir,
-        latentCache: join(root, discrete ? "codes.safetensors" : "latents.safetensors"),
+        ...runOptions,
         onEvent: (event) => emit({ kind: "run", run: name, index, total, event }),
         shouldStop: stop,
       });

@@ -18,25 +18,16 @@ import { Tokenizer } from "../data/tokenizer.js";
 import { createSampler, type SamplerKind } from "../diffusion/config.js";
 import { cosineSchedule } from "../diffusion/schedule.js";
 import {
-  CHECKPOINT_FORMAT,
-  CHECKPOINT_VERSION,
-  CONFIG_FILE,
+  checkCheckpointFingerprints,
+  loadCheckpointAutoencoder,
   loadModuleTensors,
   MODEL_FILE,
-  readJson,
+  readCheckpointConfig,
   readSafetensorsFile,
   resolveCheckpointDir,
   TOKENIZER_FILE,
 } from "../io/checkpoint.js";
-import { loadVae } from "../io/vae-files.js";
-import { loadVqVae } from "../io/vqvae-files.js";
-import {
-  codeToken,
-  isDiscrete,
-  type TransfusionConfig,
-  textVocab,
-  validateConfig,
-} from "../model/config.js";
+import { codeToken, isDiscrete, type TransfusionConfig, textVocab } from "../model/config.js";
 import { Transfusion } from "../model/transfusion.js";
 import type { Vae } from "../model/vae.js";
 import { VqVae } from "../model/vqvae.js";
@@ -83,12 +74,16 @@ export interface GeneratedPart {
 
 export class TransfusionPipeline {
   readonly special: SpecialIds;
+  private readonly autoencoder: Vae | VqVae | null;
 
   constructor(
     readonly model: Transfusion,
     readonly tokenizer: Tokenizer,
-    /** The image autoencoder: the KL-VAE, or the VQ tokenizer of a discrete-token model. */
-    readonly vae: Vae | VqVae,
+    /**
+     * The image autoencoder: the KL-VAE, or the VQ tokenizer of a discrete-token model; null
+     * for a model trained on text only, which then writes text but neither reads nor draws images.
+     */
+    vae: Vae | VqVae | null,
     readonly source = "(in memory)",
     /** Sequence length the model was trained on; longer prompts are refused. */
     readonly contextLength: number | null = null,
@@ -105,6 +100,8 @@ export class TransfusionPipeline {
         `${source}: tokenizer has ${tokenizer.vocabSize} tokens but the model expects ${textVocab(c)}`,
       );
     }
+    this.autoencoder = vae;
+    if (vae === null) return;
     if (isDiscrete(c) !== vae instanceof VqVae) {
       throw new Error(
         `${source}: a ${isDiscrete(c) ? "discrete-token model needs a VQ tokenizer" : "Transfusion model needs a KL-VAE"} for its images`,
@@ -124,28 +121,40 @@ export class TransfusionPipeline {
       throw new Error(
         `${dir}: no checkpoint here (expected ${MODEL_FILE}); train one with \`transfusion train\``,
       );
-    const cfgPath = join(found, CONFIG_FILE);
-    const raw = readJson(cfgPath) as Record<string, unknown>;
-    if (raw?.format !== CHECKPOINT_FORMAT)
-      throw new Error(`${cfgPath}: field "format" must be "${CHECKPOINT_FORMAT}"`);
-    if (raw.version !== CHECKPOINT_VERSION) {
-      throw new Error(
-        `${cfgPath}: checkpoint version ${String(raw.version)} is not supported (this build reads ${CHECKPOINT_VERSION})`,
-      );
-    }
-    const config = validateConfig(raw.model, `${cfgPath}: model`);
+    const cfg = readCheckpointConfig(found);
     const tokenizer = Tokenizer.load(join(found, TOKENIZER_FILE));
-    const vae = isDiscrete(config) ? loadVqVae(found) : loadVae(found);
-    const model = new Transfusion(config, new Rng(0));
+    const vae = loadCheckpointAutoencoder(found, cfg);
+    checkCheckpointFingerprints(found, cfg, tokenizer, vae);
+    const model = new Transfusion(cfg.model, new Rng(0));
     const weights = join(found, MODEL_FILE);
     loadModuleTensors(model, readSafetensorsFile(weights), weights);
-    const mixer = raw.mixer as { seqLen?: unknown } | undefined;
+    const mixer = cfg.raw.mixer as { seqLen?: unknown } | undefined;
     const ctx = typeof mixer?.seqLen === "number" ? mixer.seqLen : null;
     return new TransfusionPipeline(model, tokenizer, vae, found, ctx);
   }
 
   get config(): TransfusionConfig {
     return this.model.config;
+  }
+
+  /** Returns the image autoencoder; throws for a model trained on text only, which has none. */
+  get vae(): Vae | VqVae {
+    if (this.autoencoder === null) {
+      throw new Error(
+        `${this.source}: this model was trained on text only (no training document had an image), so it has no image autoencoder; it can write text but cannot read or draw images`,
+      );
+    }
+    return this.autoencoder;
+  }
+
+  /** Returns true when the model has an image autoencoder (false: trained on text only). */
+  get hasImages(): boolean {
+    return this.autoencoder !== null;
+  }
+
+  /** Returns nothing; throws (see `vae`) for a text-only model, before any generation work. */
+  private requireImages(): void {
+    void this.vae;
   }
 
   /** Returns the KL-VAE; throws for a discrete-token model, whose images are codes. */
@@ -168,8 +177,9 @@ export class TransfusionPipeline {
    */
   imageSegments(images: readonly Image[]): { segments: Segment[]; latents: Float32Array } {
     const c = this.config;
+    // Before touching the autoencoder: a text-only model takes prompts without images.
+    if (images.length === 0) return { segments: [], latents: new Float32Array(0) };
     if (this.vae instanceof VqVae) {
-      if (images.length === 0) return { segments: [], latents: new Float32Array(0) };
       const codes = this.vae.encodeCodes(imagesToTensor(images));
       const n = codes.length / images.length;
       const segments = images.map((_, i) => ({
@@ -250,6 +260,7 @@ export class TransfusionPipeline {
     options: Partial<ImageOptions> = {},
   ): { images: Image[] } {
     const o = { ...DEFAULT_IMAGE_OPTIONS, ...options };
+    this.requireImages();
     const prompts: TokenDocument[] = captions.map((c) => ({
       segments: c ? [{ text: this.tokenizer.encode(c) }] : [],
     }));
@@ -325,7 +336,8 @@ export class TransfusionPipeline {
     const rows = generateBatch(this.model, [{ segments }], prompt.latents, this.special, {
       sampling: options.sampling ?? GREEDY,
       maxNewTokens: options.maxNewTokens ?? 64,
-      images: "allow",
+      // A text-only model has no decoder for an image it might start.
+      images: this.hasImages ? "allow" : "forbid",
       stopAfterImage: false,
       maxImages: options.maxImages ?? 2,
       sampler: this.sampler(o),

@@ -1,6 +1,11 @@
 /**
  * Checkpoints: a folder with config.json, model.safetensors (EMA weights, for sampling),
- * train_state.safetensors (raw weights, AdamW moments, step), tokenizer.json and the VAE.
+ * train_state.safetensors (raw weights, AdamW moments, step), tokenizer.json and the image
+ * autoencoder (vae.safetensors, or vqvae.safetensors for the discrete-token model; none for a
+ * model trained on text only, recorded as config.json's "autoencoder": null). config.json
+ * also records "fingerprints" of the tokenizer and the autoencoder, checked on every load, so
+ * files from different runs are never mixed; checkpoints older than the field load unchecked.
+ * Every float tensor loaded is checked for NaN and ±Infinity.
  *
  * The folder is replaced as a whole: everything is written to `DIR.tmp`, then DIR is renamed
  * to `DIR.old`, `DIR.tmp` to DIR, and `DIR.old` removed. A crash or a full disk at any point
@@ -9,10 +14,22 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
+import type { Tokenizer } from "../data/tokenizer.js";
+import { isDiscrete, type TransfusionConfig, validateConfig } from "../model/config.js";
+import type { Vae } from "../model/vae.js";
+import { VqVae } from "../model/vqvae.js";
 import type { Module } from "../nn/module.js";
 import { writeFileAtomic } from "../tensor/atomic-write.js";
 import type { AdamW } from "../tensor/optim.js";
 import { readSafetensorsFile, type StFile, writeSafetensorsFile } from "../tensor/safetensors.js";
+import {
+  autoencoderFingerprint,
+  checkFingerprint,
+  checkFiniteLoaded,
+  tokenizerFingerprint,
+} from "./integrity.js";
+import { loadVae, VAE_WEIGHTS_FILE } from "./vae-files.js";
+import { loadVqVae, VQVAE_WEIGHTS_FILE } from "./vqvae-files.js";
 
 export const CHECKPOINT_FORMAT = "transfusion-checkpoint";
 export const CHECKPOINT_VERSION = 1;
@@ -35,7 +52,7 @@ export function resolveCheckpointDir(dir: string): string | null {
  */
 export function replaceFolder(dir: string, write: (tmpDir: string) => void): void {
   mkdirSync(dirname(dir), { recursive: true });
-  const tmp = `${dir}.tmp`;
+  const tmp = checkpointTempDir(dir);
   const old = `${dir}.old`;
   rmSync(tmp, { recursive: true, force: true });
   try {
@@ -54,6 +71,11 @@ export function replaceFolder(dir: string, write: (tmpDir: string) => void): voi
   rmSync(old, { recursive: true, force: true });
 }
 
+/** Returns the temporary folder a checkpoint at `dir` is written to before it replaces `dir`. */
+export function checkpointTempDir(dir: string): string {
+  return `${dir}.tmp`;
+}
+
 /** Returns the module's parameters as safetensors input, names prefixed. */
 export function moduleTensors(
   m: Module,
@@ -67,20 +89,44 @@ export function moduleTensors(
   return out;
 }
 
-/** Copies tensors named like the module's parameters (with `prefix`) into it; checks every shape. */
-export function loadModuleTensors(m: Module, file: StFile, source: string, prefix = ""): void {
+/**
+ * Copies tensors named like the module's parameters (with `prefix`) into it, or into `into`
+ * (by parameter name) when given; checks every shape, float type and value (NaN and ±Infinity
+ * are refused). Errors name `source` and the tensor.
+ */
+export function loadModuleTensors(
+  m: Module,
+  file: StFile,
+  source: string,
+  prefix = "",
+  into?: Map<string, Float32Array>,
+): void {
   for (const [name, t] of m.namedParameters()) {
-    const e = file.tensors[prefix + name];
-    if (!e) throw new Error(`${source}: missing tensor "${prefix + name}"`);
-    if (e.shape.join(",") !== t.shape.join(",")) {
-      throw new Error(
-        `${source}: tensor "${prefix + name}" has shape [${e.shape}], the model expects [${t.shape}]`,
-      );
-    }
-    if (!(e.data instanceof Float32Array))
-      throw new Error(`${source}: tensor "${prefix + name}" is not float`);
-    t.f32.set(e.data);
+    const data = floatTensor(file, source, prefix + name, t.shape);
+    (into?.get(name) ?? t.f32).set(data);
   }
+}
+
+/**
+ * Returns the data of tensor `key` in `file` after checking that it exists with `shape`, is
+ * float and holds only finite values; errors name `source` and the tensor.
+ */
+function floatTensor(
+  file: StFile,
+  source: string,
+  key: string,
+  shape: readonly number[],
+): Float32Array {
+  const e = file.tensors[key];
+  if (!e) throw new Error(`${source}: missing tensor "${key}"`);
+  if (e.shape.join(",") !== shape.join(",")) {
+    throw new Error(
+      `${source}: tensor "${key}" has shape [${e.shape}], the model expects [${shape}]`,
+    );
+  }
+  if (!(e.data instanceof Float32Array)) throw new Error(`${source}: tensor "${key}" is not float`);
+  checkFiniteLoaded(e.data, source, key);
+  return e.data;
 }
 
 /** Saves AdamW moments and raw weights into train-state tensors. */
@@ -111,16 +157,8 @@ export function loadOptimizerTensors(
   for (const [name, t] of model.namedParameters()) {
     const i = index.get(t);
     if (i === undefined) continue;
-    for (const [key, arr] of [
-      [`adam_m.${name}`, opt.m[i]!],
-      [`adam_v.${name}`, opt.v[i]!],
-    ] as const) {
-      const e = file.tensors[key];
-      if (!e || !(e.data instanceof Float32Array) || e.data.length !== arr.length) {
-        throw new Error(`${source}: missing or mis-shaped tensor "${key}"`);
-      }
-      arr.set(e.data);
-    }
+    opt.m[i]!.set(floatTensor(file, source, `adam_m.${name}`, t.shape));
+    opt.v[i]!.set(floatTensor(file, source, `adam_v.${name}`, t.shape));
   }
 }
 
@@ -146,4 +184,91 @@ export function readJson(path: string): unknown {
   }
 }
 
+/** A checkpoint's config.json, read and checked: the raw object and its validated model config. */
+export interface CheckpointConfig {
+  path: string;
+  raw: Record<string, unknown>;
+  model: TransfusionConfig;
+}
+
+/**
+ * Returns the config.json of the checkpoint folder `dir`, checked: format, version and the
+ * model config (through validateConfig). Errors name the file and the field.
+ */
+export function readCheckpointConfig(dir: string): CheckpointConfig {
+  const path = join(dir, CONFIG_FILE);
+  const raw = readJson(path);
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new Error(`${path}: expected a JSON object`);
+  }
+  const o = raw as Record<string, unknown>;
+  if (o.format !== CHECKPOINT_FORMAT)
+    throw new Error(`${path}: field "format" must be "${CHECKPOINT_FORMAT}"`);
+  if (o.version !== CHECKPOINT_VERSION) {
+    throw new Error(
+      `${path}: checkpoint version ${String(o.version)} is not supported (this build reads ${CHECKPOINT_VERSION})`,
+    );
+  }
+  return { path, raw: o, model: validateConfig(o.model, `${path}: model`) };
+}
+
 export { readSafetensorsFile, writeSafetensorsFile };
+
+/**
+ * Returns the image autoencoder of the checkpoint folder `dir` whose config.json is `cfg`: the
+ * VQ tokenizer of a discrete-token model, else the KL-VAE, or null for a text-only run
+ * (config.json's "autoencoder" is null). Checkpoints made before the field have one by kind.
+ */
+export function loadCheckpointAutoencoder(dir: string, cfg: CheckpointConfig): Vae | VqVae | null {
+  const field = cfg.raw.autoencoder;
+  const want = isDiscrete(cfg.model) ? VQVAE_WEIGHTS_FILE : VAE_WEIGHTS_FILE;
+  if (field === null) return null;
+  if (field !== undefined && field !== want) {
+    throw new Error(
+      `${cfg.path}: field "autoencoder" must be "${want}" for this model (or null for text only), got ${JSON.stringify(field)}`,
+    );
+  }
+  return want === VQVAE_WEIGHTS_FILE ? loadVqVae(dir) : loadVae(dir);
+}
+
+/**
+ * Returns nothing; throws naming the file when the tokenizer or the autoencoder of a checkpoint
+ * differs from the fingerprint its config.json records (older checkpoints record none).
+ */
+export function checkCheckpointFingerprints(
+  dir: string,
+  cfg: CheckpointConfig,
+  tokenizer: Tokenizer,
+  autoencoder: Vae | VqVae | null,
+): void {
+  const fp = cfg.raw.fingerprints;
+  if (fp === undefined) return;
+  if (typeof fp !== "object" || fp === null || Array.isArray(fp)) {
+    throw new Error(`${cfg.path}: field "fingerprints" must be an object`);
+  }
+  const recorded = fp as Record<string, unknown>;
+  const tokFile = join(dir, TOKENIZER_FILE);
+  checkFingerprint(tokFile, cfg.path, recorded[TOKENIZER_FILE], tokenizerFingerprint(tokenizer));
+  if (autoencoder) {
+    const name = autoencoder instanceof VqVae ? VQVAE_WEIGHTS_FILE : VAE_WEIGHTS_FILE;
+    checkFingerprint(
+      join(dir, name),
+      cfg.path,
+      recorded[name],
+      autoencoderFingerprint(autoencoder),
+    );
+  }
+}
+
+/** Returns the "fingerprints" field config.json records for a checkpoint's tokenizer and VAE. */
+export function checkpointFingerprints(
+  tokenizer: Tokenizer,
+  autoencoder: Vae | VqVae | null,
+): Record<string, string> {
+  const out: Record<string, string> = { [TOKENIZER_FILE]: tokenizerFingerprint(tokenizer) };
+  if (autoencoder) {
+    const name = autoencoder instanceof VqVae ? VQVAE_WEIGHTS_FILE : VAE_WEIGHTS_FILE;
+    out[name] = autoencoderFingerprint(autoencoder);
+  }
+  return out;
+}

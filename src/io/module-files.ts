@@ -8,10 +8,12 @@ import { join } from "node:path";
 import type { Module } from "../nn/module.js";
 import { writeFileAtomic } from "../tensor/atomic-write.js";
 import { readSafetensorsFile, type StFile, writeSafetensorsFile } from "../tensor/safetensors.js";
+import { checkFiniteLoaded, checkFiniteSaving } from "./integrity.js";
 
 /**
  * Returns the paths written, both atomically: `dir/weightsFile` (m's parameters, `metadata` in
- * the header) and `dir/jsonFile` (`doc`, pretty-printed).
+ * the header) and `dir/jsonFile` (`doc`, pretty-printed). Refuses, before writing anything,
+ * a module holding NaN or ±Infinity: such a file would load and then decode noise.
  */
 export function saveModuleFiles(
   m: Module,
@@ -20,10 +22,14 @@ export function saveModuleFiles(
   metadata: Record<string, string>,
   doc: Record<string, unknown>,
 ): string[] {
+  const weights = join(dir, files.weights);
+  checkFiniteSaving(
+    m.namedParameters().map(([name, t]) => [name, t.f32]),
+    weights,
+  );
   mkdirSync(dir, { recursive: true });
   const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
   for (const [name, t] of m.namedParameters()) tensors[name] = { shape: [...t.shape], data: t.f32 };
-  const weights = join(dir, files.weights);
   writeSafetensorsFile(weights, tensors, metadata);
   const json = join(dir, files.json);
   writeFileAtomic(json, [new TextEncoder().encode(`${JSON.stringify(doc, null, 2)}\n`)]);
@@ -70,8 +76,8 @@ export function readModuleFile(
 }
 
 /**
- * Copies `tensors` into m's parameters. Every parameter must be present with its shape and a
- * float type, and nothing extra; errors name the file and the tensor.
+ * Copies `tensors` into m's parameters. Every parameter must be present with its shape, a
+ * float type and finite values, and nothing extra; errors name the file and the tensor.
  */
 export function loadParameters(m: Module, tensors: StFile["tensors"], file: string): void {
   const expected = new Set<string>();
@@ -87,6 +93,7 @@ export function loadParameters(m: Module, tensors: StFile["tensors"], file: stri
         `${file}: tensor "${name}" has shape [${e.shape.join(", ")}], expected [${t.shape.join(", ")}] for this config`,
       );
     }
+    checkFiniteLoaded(e.data as Float32Array, file, name);
     t.f32.set(e.data as Float32Array);
   }
   for (const name of Object.keys(tensors)) {

@@ -18,6 +18,17 @@ const VAE_FORMAT = "transfusion-vae/1";
  * `dir/vae.json` (the same facts plus `info`, for people and tools). Both written atomically.
  */
 export function saveVae(vae: Vae, dir: string, info: Record<string, unknown> = {}): string[] {
+  // loadVae refuses these, so a file holding them could never be read back.
+  if (!(Number.isFinite(vae.scalingFactor) && vae.scalingFactor > 0)) {
+    throw new Error(
+      `refusing to save ${join(dir, VAE_WEIGHTS_FILE)}: scaling factor ${vae.scalingFactor} is not a finite positive number`,
+    );
+  }
+  if (!Number.isFinite(vae.shiftFactor)) {
+    throw new Error(
+      `refusing to save ${join(dir, VAE_WEIGHTS_FILE)}: shift factor ${vae.shiftFactor} is not finite`,
+    );
+  }
   const metadata = {
     format: VAE_FORMAT,
     config: JSON.stringify(vae.config),

@@ -60,6 +60,18 @@ function tempPrefix(path: string): string {
   return `.${basename(path)}.tmp-`;
 }
 
+/**
+ * Returns the id of the process that made the temporary file named `name` when the name is one
+ * this project's atomic writers make (`.NAME.tmp-PID.HEX12`, or `NAME.tmp-PID-HEX8` from the
+ * asynchronous writer of earlier versions), else null. A process that dies mid-write leaves
+ * such a file behind; its owner tells whether the write may still be in progress.
+ */
+export function tempFileOwner(name: string): number | null {
+  const m =
+    /^\..+\.tmp-(\d+)\.[0-9a-f]{12}$/.exec(name) ?? /^.+\.tmp-(\d+)-[0-9a-f]{8}$/.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
 function writeAll(fd: number, chunk: Uint8Array): void {
   // writeSync may write fewer bytes than asked (e.g. on pipes or near quota limits).
   let done = 0;

@@ -19,6 +19,7 @@ import {
   TRAIN_STATE_FILE,
   writeSafetensorsFile,
 } from "../io/checkpoint.js";
+import { checkFiniteSaving } from "../io/integrity.js";
 import { type TransfusionBatch, transfusionLoss } from "../model/loss.js";
 import type { Transfusion } from "../model/transfusion.js";
 import { backend } from "../tensor/backends/index.js";
@@ -88,7 +89,8 @@ export interface TrainerOptions {
   /** Writes the non-weight files of a checkpoint (config, tokenizer, VAE) into a folder. */
   writeStatic?: (dir: string, step: number) => void;
   onStep?: (m: StepMetrics) => void | Promise<void>;
-  onCheckpoint?: (dir: string, step: number) => void;
+  /** Called after each checkpoint `run` writes; a returned promise is awaited (and may throw). */
+  onCheckpoint?: (dir: string, step: number) => void | Promise<void>;
   /** Polled between steps; true saves a checkpoint and stops. */
   shouldStop?: () => boolean;
 }
@@ -128,14 +130,8 @@ export class Trainer {
     const state = readSafetensorsFile(statePath);
     loadOptimizerTensors(this.model, this.opt, state, statePath);
     const modelPath = join(found, MODEL_FILE);
-    const emaFile = readSafetensorsFile(modelPath);
-    for (const [name, p] of this.model.namedParameters()) {
-      const e = emaFile.tensors[name];
-      if (!e || !(e.data instanceof Float32Array) || e.data.length !== p.size) {
-        throw new Error(`${modelPath}: missing or mis-shaped tensor "${name}"`);
-      }
-      this.ema.get(name)!.set(e.data);
-    }
+    // Same checks as loading for sampling: every shape the config implies, finite values.
+    loadModuleTensors(this.model, readSafetensorsFile(modelPath), modelPath, "", this.ema);
     const step = Number(state.metadata.step);
     const adamStep = Number(state.metadata.adam_step);
     if (!Number.isInteger(step) || step < 0 || !Number.isInteger(adamStep)) {
@@ -231,18 +227,26 @@ export class Trainer {
     return new Map(this.model.namedParameters().map(([n, p]) => [n, p.f32]));
   }
 
-  /** Writes a checkpoint of the current state to the configured folder (atomically). */
+  /**
+   * Returns the folder written: a checkpoint of the current state in the configured folder
+   * (atomically), or null without one. Refuses, before touching the folder, a state holding
+   * NaN or ±Infinity, so the previous checkpoint stays the one a resume finds.
+   */
   save(): string | null {
     const dir = this.o.checkpointDir;
     if (!dir) return null;
-    for (const p of this.model.parameters()) {
-      for (const v of p.f32) {
-        if (!Number.isFinite(v))
-          throw new Error(
-            `refusing to checkpoint non-finite weights in ${p.name ?? "a parameter"}`,
-          );
-      }
-    }
+    const sampling = this.samplingWeights();
+    const named = this.model.namedParameters();
+    checkFiniteSaving(
+      named.map(([name]) => [name, sampling.get(name)!]),
+      join(dir, MODEL_FILE),
+    );
+    // The train state too: a resume refuses non-finite moments, so saving them would strand it.
+    const state = optimizerTensors(this.model, this.opt);
+    checkFiniteSaving(
+      Object.entries(state).map(([name, t]) => [name, t.data]),
+      join(dir, TRAIN_STATE_FILE),
+    );
     replaceFolder(dir, (tmp) => {
       this.o.writeStatic?.(tmp, this.step);
       writeSafetensorsFile(
@@ -253,15 +257,20 @@ export class Trainer {
           step: String(this.step),
         },
       );
-      writeSafetensorsFile(join(tmp, TRAIN_STATE_FILE), optimizerTensors(this.model, this.opt), {
+      writeSafetensorsFile(join(tmp, TRAIN_STATE_FILE), state, {
         step: String(this.step),
         adam_step: String(this.opt.step),
         seed: String(this.settings.seed),
         skipped_steps: String(this.skippedSteps),
       });
     });
-    this.o.onCheckpoint?.(dir, this.step);
     return dir;
+  }
+
+  /** Returns once a checkpoint is written and the onCheckpoint hook has finished. */
+  private async checkpoint(): Promise<void> {
+    const dir = this.save();
+    if (dir) await this.o.onCheckpoint?.(dir, this.step);
   }
 
   /**
@@ -275,12 +284,13 @@ export class Trainer {
       await this.o.onStep?.(m);
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (this.o.shouldStop?.()) {
-        this.save();
+        await this.checkpoint();
         return { steps: this.step, interrupted: true };
       }
-      if (every > 0 && this.step % every === 0 && this.step < this.settings.steps) this.save();
+      if (every > 0 && this.step % every === 0 && this.step < this.settings.steps)
+        await this.checkpoint();
     }
-    this.save();
+    await this.checkpoint();
     return { steps: this.step, interrupted: false };
   }
 }

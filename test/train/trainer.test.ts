@@ -107,6 +107,26 @@ test("non-finite steps are skipped and counted; persistent ones stop without tou
   assert.deepEqual(readFileSync(join(dir, "model.safetensors")), before);
 });
 
+test("a state holding NaN is never checkpointed; the previous checkpoint stays", async () => {
+  const dir = join(mkdtempSync(join(tmpdir(), "tf-nan-save-")), "ckpt");
+  const t = makeTrainer(dir, settings({ steps: 2 }));
+  await t.trainer.run();
+  const before = readFileSync(join(dir, "model.safetensors"));
+  t.trainer.ema.get("norm.weight")![1] = Number.NaN;
+  assert.throws(
+    () => t.trainer.save(),
+    /refusing to save .*ckpt\/model\.safetensors: tensor "norm\.weight" holds NaN at index 1/,
+  );
+  t.trainer.ema.get("norm.weight")![1] = 1;
+  t.trainer.opt.v[0]![0] = Number.POSITIVE_INFINITY;
+  assert.throws(
+    () => t.trainer.save(),
+    /train_state\.safetensors: tensor "adam_v\.[^"]+" holds Infinity/,
+  );
+  assert.deepEqual(readFileSync(join(dir, "model.safetensors")), before);
+  assert.equal(existsSync(`${dir}.tmp`), false);
+});
+
 test("a failed checkpoint write leaves the previous checkpoint intact", () => {
   const dir = join(mkdtempSync(join(tmpdir(), "tf-ckpt-")), "ckpt");
   replaceFolder(dir, (tmp) => {
