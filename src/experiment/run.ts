@@ -212,9 +212,10 @@ export async function runExperiment(
   const sampleSteps = o.sampleSteps ?? spec.sampleSteps ?? EVAL_SAMPLE_STEPS;
   const total = spec.variants.length * o.seeds.length;
   let index = 0;
-  for (const v of spec.variants) {
-    const steps = variantSteps(v, o.steps);
-    for (const seed of o.seeds) {
+  // Seed by seed, so an interrupted experiment holds whole sets of variants to report.
+  for (const seed of o.seeds) {
+    for (const v of spec.variants) {
+      const steps = variantSteps(v, o.steps);
       index++;
       const name = runName(v, seed);
       const dir = join(root, "runs", name);
@@ -332,5 +333,8 @@ export async function runExperiment(
       }
     }
   }
+  // Reported variant by variant, seeds in order, as the tables read.
+  const order = (r: RunRecord) => spec.variants.findIndex((v) => v.id === r.variant);
+  result.records.sort((a, b) => order(a) - order(b) || a.seed - b.seed || a.guidance - b.guidance);
   return result;
 }
