@@ -14,6 +14,8 @@ export interface BpeTrainOptions {
   minFrequency?: number;
   /** Extra special tokens, placed after <|boi|>, <|eoi|>, <|pad|>, <|eod|>. */
   specialTokens?: string[];
+  /** Called with merges learned and merges wanted, every 32 merges and at the end. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /**
@@ -59,7 +61,10 @@ export function trainBpe(texts: Iterable<string>, options: BpeTrainOptions): Tok
   const tokenIds = new Map(tokens.map((t, id) => [t, id]));
   const specialSet = new Set(specials);
   const state = new PairState(words, vocabSize);
+  const wanted = vocabSize - tokens.length;
+  const first = tokens.length;
   while (tokens.length < vocabSize) {
+    if ((tokens.length - first) % 32 === 0) options.onProgress?.(tokens.length - first, wanted);
     const best = state.popBest();
     if (best === null || best.count < minFrequency) break;
     const a = Math.floor(best.key / vocabSize);
@@ -82,6 +87,7 @@ export function trainBpe(texts: Iterable<string>, options: BpeTrainOptions): Tok
     merges.push([a, b]);
     state.merge(best.key, a, b, id);
   }
+  options.onProgress?.(wanted, wanted);
   return new Tokenizer({ tokens, specialIds, merges }, "trainBpe");
 }
 

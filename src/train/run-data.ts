@@ -70,11 +70,68 @@ export function datasetOptions(o: RunOptions): DatasetOptions {
   };
 }
 
+/** Images encoded per chunk: the float copy of a large image set never exists at once. */
+const ENCODE_CHUNK = 256;
+
 /**
- * Returns the scaled latents of `images`, read from `cache` when it holds the same images
- * encoded by the same VAE (checked by count, shape, scaling factor and the first latents),
- * else encoded now (and written to `cache` when given).
+ * Returns `encode` applied to every image (per-image results concatenated), read from `cache`
+ * when it holds the same images encoded by the same autoencoder (checked by the metadata `key`
+ * and by re-encoding the first images), else encoded now, chunk by chunk with progress events,
+ * and written to `cache` when given.
  */
+function encodeCached<T extends Float32Array | Int32Array>(
+  images: readonly Image[],
+  what: { tensor: string; label: string; shape: number[]; key: Record<string, string> },
+  encode: (chunk: readonly Image[]) => T,
+  make: (n: number) => T,
+  same: (a: number, b: number) => boolean,
+  cache: string | undefined,
+  emit: (e: RunEvent) => void,
+): T {
+  const per = what.shape.reduce((a, b) => a * b, 1);
+  const probe = encode(images.slice(0, 4));
+  if (cache && existsSync(cache)) {
+    const f = readSafetensorsFile(cache);
+    const t = f.tensors[what.tensor];
+    const hit =
+      t !== undefined &&
+      Object.entries(what.key).every(([k, v]) => f.metadata[k] === v) &&
+      t.data.length === images.length * per &&
+      probe.every((v, i) => same(v, t.data[i]!));
+    if (hit) {
+      emit({ kind: "stage", message: `read ${images.length} cached ${what.label} from ${cache}` });
+      const out = make(images.length * per);
+      out.set(t.data);
+      return out;
+    }
+  }
+  const stage = `encoding ${images.length} images to ${what.label}`;
+  emit({ kind: "stage", message: stage });
+  const out = make(images.length * per);
+  const t0 = Date.now();
+  for (let at = 0; at < images.length; at += ENCODE_CHUNK) {
+    out.set(encode(images.slice(at, at + ENCODE_CHUNK)), at * per);
+    const done = Math.min(images.length, at + ENCODE_CHUNK);
+    const seconds = (Date.now() - t0) / 1000;
+    emit({
+      kind: "progress",
+      stage: "encode",
+      done,
+      total: images.length,
+      etaSeconds: (seconds / done) * (images.length - done),
+    });
+  }
+  if (cache) {
+    writeSafetensorsFile(
+      cache,
+      { [what.tensor]: { shape: [images.length, ...what.shape], data: out } },
+      what.key,
+    );
+  }
+  return out;
+}
+
+/** Returns the scaled latents of `images` (see encodeCached for the cache). */
 export function encodeAll(
   vae: Vae,
   images: readonly Image[],
@@ -83,45 +140,24 @@ export function encodeAll(
   emit: (e: RunEvent) => void,
 ): Float32Array {
   const first = images[0]!;
-  const [C, h] = vae.latentShape(first.height, first.width);
-  const per = C * h * h;
-  const key = { data, count: String(images.length), scaling: String(vae.scalingFactor) };
-  const probe = vae.encodeLatents(imagesToTensor(images.slice(0, 4))).f32;
-  if (cache && existsSync(cache)) {
-    const f = readSafetensorsFile(cache);
-    const t = f.tensors.latents;
-    const same =
-      t !== undefined &&
-      Object.entries(key).every(([k, v]) => f.metadata[k] === v) &&
-      t.data.length === images.length * per &&
-      probe.every((v, i) => Math.abs(v - t.data[i]!) <= 1e-4 * (1 + Math.abs(v)));
-    if (same) {
-      emit({ kind: "stage", message: `read ${images.length} cached latents from ${cache}` });
-      return Float32Array.from(t.data as Float32Array);
-    }
-  }
-  emit({ kind: "stage", message: `encoding ${images.length} images to latents` });
-  const latents = new Float32Array(images.length * per);
-  // In chunks, so the float copy of a large image set never exists at once.
-  for (let at = 0; at < images.length; at += 2048) {
-    const chunk = images.slice(at, at + 2048);
-    latents.set(vae.encodeLatents(imagesToTensor(chunk)).f32, at * per);
-  }
-  if (cache) {
-    writeSafetensorsFile(
-      cache,
-      { latents: { shape: [images.length, C, h, h], data: latents } },
-      key,
-    );
-  }
-  return latents;
+  const [C, h, w] = vae.latentShape(first.height, first.width);
+  return encodeCached(
+    images,
+    {
+      tensor: "latents",
+      label: "latents",
+      shape: [C, h, w],
+      key: { data, count: String(images.length), scaling: String(vae.scalingFactor) },
+    },
+    (chunk) => vae.encodeLatents(imagesToTensor(chunk)).f32,
+    (n) => new Float32Array(n),
+    (a, b) => Math.abs(a - b) <= 1e-4 * (1 + Math.abs(a)),
+    cache,
+    emit,
+  );
 }
 
-/**
- * Returns the VQ code indices of `images` (h·w per image), read from `cache` when it holds the
- * same images coded by the same tokenizer (checked by count and the first images' codes), else
- * encoded now (and written to `cache` when given).
- */
+/** Returns the VQ code indices of `images`, h·w per image (see encodeCached for the cache). */
 export function encodeAllCodes(
   vq: VqVae,
   images: readonly Image[],
@@ -131,31 +167,20 @@ export function encodeAllCodes(
 ): Int32Array {
   const first = images[0]!;
   const [h, w] = vq.codeGrid(first.height, first.width);
-  const per = h * w;
-  const key = { data, count: String(images.length), codebook: String(vq.config.codebookSize) };
-  const probe = vq.encodeCodes(imagesToTensor(images.slice(0, 8)));
-  if (cache && existsSync(cache)) {
-    const f = readSafetensorsFile(cache);
-    const t = f.tensors.codes;
-    const same =
-      t !== undefined &&
-      Object.entries(key).every(([k, v]) => f.metadata[k] === v) &&
-      t.data.length === images.length * per &&
-      probe.every((v, i) => v === t.data[i]);
-    if (same) {
-      emit({ kind: "stage", message: `read ${images.length} cached image codes from ${cache}` });
-      return Int32Array.from(t.data);
-    }
-  }
-  emit({ kind: "stage", message: `encoding ${images.length} images to VQ codes` });
-  const codes = new Int32Array(images.length * per);
-  for (let at = 0; at < images.length; at += 2048) {
-    codes.set(vq.encodeCodes(imagesToTensor(images.slice(at, at + 2048))), at * per);
-  }
-  if (cache) {
-    writeSafetensorsFile(cache, { codes: { shape: [images.length, h, w], data: codes } }, key);
-  }
-  return codes;
+  return encodeCached(
+    images,
+    {
+      tensor: "codes",
+      label: "VQ codes",
+      shape: [h, w],
+      key: { data, count: String(images.length), codebook: String(vq.config.codebookSize) },
+    },
+    (chunk) => vq.encodeCodes(imagesToTensor(chunk)),
+    (n) => new Int32Array(n),
+    (a, b) => a === b,
+    cache,
+    emit,
+  );
 }
 
 /** Returns the first `n` held-out captions of a dataset. */

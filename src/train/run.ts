@@ -91,7 +91,15 @@ export type RunEvent =
   | { kind: "stage"; message: string }
   | { kind: "vae"; step: number; steps: number; loss: number; etaSeconds: number }
   | { kind: "step"; metrics: StepMetrics; steps: number; etaSeconds: number }
-  | { kind: "file"; what: string; path: string };
+  | { kind: "file"; what: string; path: string }
+  /** A long stage without training steps (encoding images, training the tokenizer). */
+  | {
+      kind: "progress";
+      stage: "encode" | "tokenizer";
+      done: number;
+      total: number;
+      etaSeconds: number;
+    };
 
 export interface RunResult {
   pipeline: TransfusionPipeline;
@@ -183,7 +191,20 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     emit({ kind: "stage", message: `training a ${o.vocabSize}-token BPE tokenizer` });
     const texts = [...data.captions];
     if (corpusText) texts.push(corpusText);
-    tokenizer = trainBpe(texts, { vocabSize: o.vocabSize });
+    const t0 = Date.now();
+    tokenizer = trainBpe(texts, {
+      vocabSize: o.vocabSize,
+      onProgress: (done, total) => {
+        const seconds = (Date.now() - t0) / 1000;
+        emit({
+          kind: "progress",
+          stage: "tokenizer",
+          done,
+          total,
+          etaSeconds: done > 0 ? (seconds / done) * (total - done) : 0,
+        });
+      },
+    });
   }
   const captions = data.captions.map((c) => tokenizer.encode(c));
   const templates: DocumentTemplate[] | undefined = data.templates?.map((t) =>

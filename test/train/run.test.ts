@@ -60,6 +60,13 @@ test("train on a JSONL file, resume, then generate and caption from the checkpoi
   const events: RunEvent[] = [];
   const first = await runTraining(options(file, out, 3, events));
   assert.equal(first.steps, 3);
+  // Long stages report progress: the tokenizer's merges and the images encoded to latents.
+  for (const stage of ["tokenizer", "encode"]) {
+    const p = events.filter((e) => e.kind === "progress" && e.stage === stage);
+    assert.ok(p.length > 0, `no ${stage} progress`);
+    const last = p[p.length - 1]!;
+    assert.ok(last.kind === "progress" && last.done === last.total);
+  }
   assert.ok(existsSync(join(out, "checkpoint", "model.safetensors")));
   assert.ok(existsSync(join(out, "loss.png")));
   assert.equal(readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").length, 3);
