@@ -22,9 +22,15 @@ const args = gypJs && existsSync(gypJs) ? [gypJs, "rebuild"] : ["rebuild"];
 const r = spawnSync(cmd, args, { cwd: root, stdio: "inherit", env: process.env });
 if (r.status !== 0) {
   const why = r.error ? r.error.message : `node-gyp exited with ${r.status}`;
+  // Inside a user's node_modules there is no `build:native` script to run: npm rebuild is
+  // how they re-run this install step (the same rule as nativeBuildHint in native.ts).
+  const installed = root.split(/[\\/]/).includes("node_modules");
+  const how = installed
+    ? "run `npm rebuild transfusion` in your project"
+    : "run `npm run build:native`";
   const msg =
     `transfusion: native backend not built (${why}); the js backend will be used. ` +
-    "Install g++ and libopenblas-dev, then run `npm run build:native`.";
+    `Install g++ and libopenblas-dev, then ${how}.`;
   if (strict) {
     console.error(msg);
     process.exit(1);

@@ -5,12 +5,15 @@
 
 export { trainBpe } from "./data/bpe-train.js";
 // data
+export { cacheRoot } from "./data/cache.js";
 export { DATASET_NAMES, getDataset, getTextCorpus } from "./data/datasets/index.js";
 export { type Document, loadDocuments, type Part, writeDocuments } from "./data/documents.js";
 export { writeImageGrid } from "./data/grid.js";
 export { type Image, readImage, writePng } from "./data/image.js";
+export { convertChannels, readImageConverted } from "./data/image-channels.js";
 export { DEFAULT_MIXER, type MixerOptions, mixBatch } from "./data/mixer.js";
 export { packDocuments, type TokenDocument } from "./data/pack.js";
+export { addPngText, readPngText } from "./data/png-text.js";
 export { Tokenizer } from "./data/tokenizer.js";
 export { createSampler } from "./diffusion/config.js";
 export { FlowEulerSampler } from "./diffusion/flow.js";
@@ -19,6 +22,7 @@ export { DdimSampler, DdpmSampler, guide } from "./diffusion/samplers.js";
 export { cosineSchedule, linearSchedule, NoiseSchedule } from "./diffusion/schedule.js";
 // evaluation and experiments
 export {
+  defaultClassifierRoot,
   EvalClassifier,
   ensureClassifier,
   loadClassifier,
@@ -32,6 +36,7 @@ export { colourAndKindMatch } from "./eval/shapes.js";
 export { writeReport } from "./experiment/report.js";
 export { runExperiment } from "./experiment/run.js";
 export { EXPERIMENTS, getExperiment } from "./experiment/specs.js";
+export { type CompleteOptions, completeDocument } from "./generate/complete.js";
 export { generateBatch } from "./generate/generate.js";
 export { TransfusionPipeline } from "./generate/pipeline.js";
 export { loadVae, saveVae } from "./io/vae-files.js";
@@ -69,6 +74,7 @@ export { trainVae } from "./train/vae-train.js";
 export {
   codebookUsage,
   evaluateVqVae,
+  evaluateVqVaeOnTestSplit,
   type TrainVqVaeOptions,
   trainVqVae,
 } from "./train/vqvae-train.js";

@@ -1,77 +1,94 @@
-/** Flag parsers shared by the commands; each error names the flag. */
-import type { Command } from "commander";
-import {
-  DATASET_NAMES,
-  isShapesDifficulty,
-  type ShapesDifficulty,
-} from "../data/datasets/index.js";
+/**
+ * Flag parsers shared by the commands. There is one parser per kind of value (integer,
+ * positive number, non-negative number, one of a list), each taking the flag's name and range,
+ * so every error names the flag and the values it accepts.
+ */
+import { DATASET_NAMES, type ShapesDifficulty, TEXT_CORPUS_NAMES } from "../data/datasets/index.js";
 import type { SamplerKind } from "../diffusion/config.js";
-import { type BackendName, setBackend } from "../tensor/backends/index.js";
+import { PRESETS } from "../model/config.js";
+import type { BackendName } from "../tensor/backends/index.js";
 
-/** Returns an integer ≥ 0 parsed from a flag value. */
-export function parseNonNegativeInt(v: string, flag: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} must be an integer ≥ 0, got "${v}"`);
+/** Returns "≥ min" or "from min to max" for an error message. */
+function range(min: number, max: number): string {
+  return max === Infinity ? `≥ ${min}` : `from ${min} to ${max}`;
+}
+
+/**
+ * Returns the integer in a flag value, or throws naming the flag and its range [min, max].
+ * Commands pass min 1 where 0 would mean nothing (steps, batch sizes, counts) and min 0 where
+ * 0 means "none" or "only at the end" (seeds, intervals).
+ */
+export function parseInteger(v: string, flag: string, min = 0, max = Infinity): number {
+  const n = v.trim() === "" ? Number.NaN : Number(v);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new Error(`${flag} must be an integer ${range(min, max)}, got "${v}"`);
   return n;
 }
 
-/** Returns a finite number parsed from a flag value. */
-export function parseNumber(v: string, flag: string): number {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`${flag} must be a number, got "${v}"`);
-  return n;
-}
-
-/** Returns a positive finite number parsed from a flag value, or throws naming the flag. */
-export function parsePositiveNumber(v: string, flag: string): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0)
-    throw new Error(`${flag} must be a positive number, got "${v}"`);
-  return n;
-}
-
-/** Returns a dataset name from the value of --data, checked against the registry. */
-export function parseDataName(v: string): string {
-  if (!(DATASET_NAMES as readonly string[]).includes(v)) {
-    throw new Error(`--data must be one of ${DATASET_NAMES.join(", ")}, got "${v}"`);
+/** Returns the number > 0 (and ≤ max) in a flag value, or throws naming the flag and range. */
+export function parsePositiveNumber(v: string, flag: string, max = Infinity): number {
+  const n = v.trim() === "" ? Number.NaN : Number(v);
+  if (!Number.isFinite(n) || n <= 0 || n > max) {
+    const want = max === Infinity ? "a number > 0" : `a number > 0 and ≤ ${max}`;
+    throw new Error(`${flag} must be ${want}, got "${v}"`);
   }
-  return v;
+  return n;
+}
+
+/** Returns the number ≥ 0 in a flag value (0 is meaningful: "off"), or throws naming the flag. */
+export function parseNonNegativeNumber(v: string, flag: string): number {
+  const n = v.trim() === "" ? Number.NaN : Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${flag} must be a number ≥ 0, got "${v}"`);
+  return n;
+}
+
+/** Returns `v` if it is one of `choices`, or throws naming the flag and every choice. */
+export function parseChoice<T extends string>(v: string, flag: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(v))
+    throw new Error(`${flag} must be one of ${choices.join(", ")}, got "${v}"`);
+  return v as T;
+}
+
+/** Returns a built-in dataset name from the value of --data. */
+export function parseDataName(v: string): string {
+  return parseChoice(v, "--data", DATASET_NAMES);
+}
+
+/** Returns a dataset name or a .jsonl document file from the value of --data (train, demo). */
+export function parseDataOrFile(v: string): string {
+  if (v.endsWith(".jsonl")) return v;
+  if ((DATASET_NAMES as readonly string[]).includes(v)) return v;
+  throw new Error(
+    `--data must be one of ${DATASET_NAMES.join(", ")} or a .jsonl document file, got "${v}"`,
+  );
+}
+
+/** Returns a model preset name from the value of --preset. */
+export function parsePreset(v: string): string {
+  return parseChoice(v, "--preset", Object.keys(PRESETS));
+}
+
+/**
+ * Returns a text corpus name or "none" from the value of --text-corpus (callers map "none" to
+ * null: commander turns a parser's null into "").
+ */
+export function parseTextCorpus(v: string): string {
+  return parseChoice(v, "--text-corpus", [...TEXT_CORPUS_NAMES, "none"]);
 }
 
 /** Returns a shapes difficulty from the value of --shapes-difficulty. */
 export function parseShapesDifficulty(v: string): ShapesDifficulty {
-  if (!isShapesDifficulty(v))
-    throw new Error(`--shapes-difficulty must be easy, medium or hard, got "${v}"`);
-  return v;
+  return parseChoice(v, "--shapes-difficulty", ["easy", "medium", "hard"] as const);
 }
 
-/** Returns a positive integer parsed from a flag value, or throws naming the flag. */
-export function parsePositiveInt(v: string, flag: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0)
-    throw new Error(`${flag} must be a positive integer, got "${v}"`);
-  return n;
+/** Returns the backend name from the value of --backend. */
+export function parseBackend(v: string): BackendName {
+  return parseChoice(v, "--backend", ["js", "native"] as const);
 }
 
-/** Returns the backend name from a flag value, or undefined. */
-export function parseBackend(v: string | undefined): BackendName | undefined {
-  if (v === undefined) return undefined;
-  if (v !== "js" && v !== "native") throw new Error(`--backend must be js or native, got "${v}"`);
-  return v;
-}
-
-/** Selects the backend that a command's --backend flag names, if it names one. */
-export function useBackendFlag(o: { backend?: string }): void {
-  const name = parseBackend(o.backend);
-  if (name) setBackend(name);
-}
-
-/** Returns cmd with --backend and --json, and --quiet unless `quiet` is false. */
-export function addRunFlags(cmd: Command, quiet = true): Command {
-  cmd
-    .option("--backend <name>", "js or native (default: native when built)")
-    .option("--json", "print one JSON object on the last line");
-  return quiet ? cmd.option("--quiet", "no progress lines") : cmd;
+/** Returns a sampler name from the value of --sampler. */
+export function parseSampler(v: string): SamplerKind {
+  return parseChoice(v, "--sampler", ["ddpm", "ddim", "flow-euler"] as const);
 }
 
 /**
@@ -85,20 +102,14 @@ export function trainingFlagOptions(o: {
   gridEvery?: number;
   seed?: number;
 }): { steps?: number; batchSize?: number; lr?: number; gridEvery?: number; seed?: number } {
+  // `!== undefined`, not truthiness: a flag given as 0 (--grid-every 0, --seed 0) must count.
   return {
-    ...(o.steps ? { steps: o.steps } : {}),
-    ...(o.batch ? { batchSize: o.batch } : {}),
-    ...(o.lr ? { lr: o.lr } : {}),
-    ...(o.gridEvery ? { gridEvery: o.gridEvery } : {}),
+    ...(o.steps !== undefined ? { steps: o.steps } : {}),
+    ...(o.batch !== undefined ? { batchSize: o.batch } : {}),
+    ...(o.lr !== undefined ? { lr: o.lr } : {}),
+    ...(o.gridEvery !== undefined ? { gridEvery: o.gridEvery } : {}),
     ...(o.seed !== undefined ? { seed: o.seed } : {}),
   };
-}
-
-/** Returns a sampler name from a flag value. */
-export function parseSampler(v: string): SamplerKind {
-  if (v !== "ddpm" && v !== "ddim" && v !== "flow-euler")
-    throw new Error(`--sampler must be ddpm, ddim or flow-euler, got "${v}"`);
-  return v;
 }
 
 /** Returns a list of integers ≥ 0 from a comma-separated flag value ("0,1,2"). */
@@ -107,7 +118,7 @@ export function parseIntList(v: string, flag: string): number[] {
   if (items.length === 0 || items.some((x) => x === "")) {
     throw new Error(`${flag} must be comma-separated integers ≥ 0, got "${v}"`);
   }
-  const out = items.map((x) => parseNonNegativeInt(x, flag));
+  const out = items.map((x) => parseInteger(x, flag, 0));
   if (new Set(out).size !== out.length) throw new Error(`${flag} lists a value twice: "${v}"`);
   return out;
 }

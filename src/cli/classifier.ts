@@ -8,28 +8,21 @@ import {
   type ClassifierReport,
   classifierDirName,
   datasetForSpec,
+  defaultClassifierRoot,
   loadClassifier,
   measureClassifier,
   trainClassifier,
 } from "../eval/classifier.js";
-import { setBackend } from "../tensor/backends/index.js";
 import {
-  parseBackend,
-  parseNonNegativeInt,
-  parsePositiveInt,
+  parseChoice,
+  parseInteger,
   parsePositiveNumber,
   parseShapesDifficulty,
+  trainingFlagOptions,
 } from "./args.js";
+import { addAlias, addRunFlags } from "./flags.js";
 import { endProgress, fmt, printJson, progressLine, table } from "./output.js";
 import { formatDuration } from "./progress.js";
-
-/** Returns a dataset name that has a classifier, or throws naming the flag. */
-function parseClassifierData(v: string): string {
-  if (!(CLASSIFIER_DATASETS as readonly string[]).includes(v)) {
-    throw new Error(`--data must be one of ${CLASSIFIER_DATASETS.join(", ")}, got "${v}"`);
-  }
-  return v;
-}
 
 /** Returns table rows for a report's accuracies. */
 function accuracyRows(r: {
@@ -59,120 +52,114 @@ export function registerClassifier(program: Command): void {
     .description(
       "train and evaluate the small CNNs that judge generated images (caption accuracy, FID features)",
     );
-  cmd
+  const train = cmd
     .command("train")
     .description("train a dataset's evaluation classifier and report its held-out accuracy")
-    .requiredOption(
-      "--data <name>",
-      `dataset: ${CLASSIFIER_DATASETS.join(", ")}`,
-      parseClassifierData,
+    .requiredOption("--data <name>", `dataset: ${CLASSIFIER_DATASETS.join(", ")}`, (v) =>
+      parseChoice(v, "--data", CLASSIFIER_DATASETS),
     )
     .option(
       "--shapes-difficulty <level>",
       "shapes only: easy, medium or hard (default medium)",
       parseShapesDifficulty,
     )
-    .option("--out <dir>", "output folder (default runs/classifiers/<dataset>[-<difficulty>])")
-    .option("--steps <n>", `training steps (default ${CLASSIFIER_TRAIN_DEFAULTS.steps})`, (v) =>
-      parsePositiveInt(v, "--steps"),
-    )
     .option(
-      "--batch-size <n>",
-      `batch size (default ${CLASSIFIER_TRAIN_DEFAULTS.batchSize})`,
-      (v) => parsePositiveInt(v, "--batch-size"),
+      "--out <dir>",
+      "output folder (default: classifiers/<dataset>[-<difficulty>] in the cache folder, see README 'Caches')",
+    )
+    .option("--steps <n>", `training steps (default ${CLASSIFIER_TRAIN_DEFAULTS.steps})`, (v) =>
+      parseInteger(v, "--steps", 1),
+    )
+    .option("--batch <n>", `batch size (default ${CLASSIFIER_TRAIN_DEFAULTS.batchSize})`, (v) =>
+      parseInteger(v, "--batch", 1),
     )
     .option("--lr <x>", `peak learning rate (default ${CLASSIFIER_TRAIN_DEFAULTS.lr})`, (v) =>
       parsePositiveNumber(v, "--lr"),
     )
     .option(
-      "--test-images <n>",
-      `held-out images measured (default ${CLASSIFIER_TRAIN_DEFAULTS.testImages})`,
-      (v) => parsePositiveInt(v, "--test-images"),
+      "--eval-count <n>",
+      `held-out images measured after training (default ${CLASSIFIER_TRAIN_DEFAULTS.testImages})`,
+      (v) => parseInteger(v, "--eval-count", 1),
     )
-    .option("--seed <n>", "random seed (default 0)", (v) => parseNonNegativeInt(v, "--seed"))
-    .option("--backend <name>", "js or native (default: native when built)")
-    .option("--json", "print one JSON object on the last line")
-    .option("--quiet", "no progress lines")
-    .action(async (o) => {
-      const backendName = parseBackend(o.backend);
-      if (backendName) setBackend(backendName);
-      if (o.shapesDifficulty !== undefined && o.data !== "shapes")
-        throw new Error(`--shapes-difficulty applies only to --data shapes, not ${o.data}`);
-      const difficulty: ShapesDifficulty | undefined =
-        o.data === "shapes" ? (o.shapesDifficulty ?? "medium") : undefined;
-      const dir: string =
-        o.out ?? join("runs", "classifiers", classifierDirName(o.data, difficulty));
-      const progress = progressLine(Boolean(o.quiet));
-      const { report } = await trainClassifier({
-        dataset: o.data,
-        ...(difficulty ? { difficulty } : {}),
-        ...(o.steps ? { steps: o.steps } : {}),
-        ...(o.batchSize ? { batchSize: o.batchSize } : {}),
-        ...(o.lr ? { lr: o.lr } : {}),
-        ...(o.testImages ? { testImages: o.testImages } : {}),
-        ...(o.seed !== undefined ? { seed: o.seed } : {}),
-        outDir: dir,
-        onProgress: (p) =>
-          progress(
-            `classifier step ${p.step}/${p.steps}  loss ${fmt(p.loss, 4)}  lr ${p.lr.toExponential(1)}  ` +
-              `${formatDuration(p.seconds)} elapsed, ETA ${formatDuration(p.etaSeconds)}`,
-          ),
-      });
-      endProgress();
-      if (o.json) {
-        printJson({ ...report, dir });
-        return;
-      }
-      console.log(
-        table([
-          ["dataset", datasetLabel(report)],
-          ...accuracyRows(report),
-          ["steps", `${report.steps} in ${fmt(report.seconds, 1)} s`],
-          ["saved to", dir],
-        ]),
-      );
+    .option("--seed <n>", "random seed (default 0)", (v) => parseInteger(v, "--seed", 0));
+  addAlias(train, "--batch", "--batch-size");
+  addAlias(train, "--eval-count", "--test-images");
+  addRunFlags(train, { quiet: true }).action(async (o) => {
+    if (o.shapesDifficulty !== undefined && o.data !== "shapes")
+      throw new Error(`--shapes-difficulty applies only to --data shapes, not ${o.data}`);
+    const difficulty: ShapesDifficulty | undefined =
+      o.data === "shapes" ? (o.shapesDifficulty ?? "medium") : undefined;
+    const dir: string =
+      o.out ?? join(defaultClassifierRoot(), classifierDirName(o.data, difficulty));
+    const progress = progressLine(Boolean(o.quiet));
+    const { report } = await trainClassifier({
+      dataset: o.data,
+      ...(difficulty ? { difficulty } : {}),
+      ...trainingFlagOptions(o),
+      ...(o.evalCount !== undefined ? { testImages: o.evalCount } : {}),
+      outDir: dir,
+      onProgress: (p) =>
+        progress(
+          `classifier step ${p.step}/${p.steps}  loss ${fmt(p.loss, 4)}  lr ${p.lr.toExponential(1)}  ` +
+            `${formatDuration(p.seconds)} elapsed, ETA ${formatDuration(p.etaSeconds)}`,
+        ),
     });
+    endProgress();
+    if (o.json) {
+      printJson({ ...report, dir });
+      return;
+    }
+    console.log(
+      table([
+        ["dataset", datasetLabel(report)],
+        ...accuracyRows(report),
+        ["steps", `${report.steps} in ${fmt(report.seconds, 1)} s`],
+        ["saved to", dir],
+      ]),
+    );
+  });
 
-  cmd
+  const evaluate = cmd
     .command("eval")
     .description("re-measure the held-out accuracy of a saved classifier")
-    .requiredOption("--dir <dir>", "folder holding classifier.json and classifier.safetensors")
-    .option(
-      "--test-images <n>",
-      `held-out images to use (default ${CLASSIFIER_TRAIN_DEFAULTS.testImages})`,
-      (v) => parsePositiveInt(v, "--test-images"),
+    .requiredOption(
+      "--classifier <dir>",
+      "folder holding classifier.json and classifier.safetensors",
     )
-    .option("--backend <name>", "js or native (default: native when built)")
-    .option("--json", "print one JSON object on the last line")
-    .action(async (o) => {
-      const backendName = parseBackend(o.backend);
-      if (backendName) setBackend(backendName);
-      const { classifier, report } = loadClassifier(o.dir);
-      const ds = await datasetForSpec(classifier.spec);
-      const started = performance.now();
-      const r = measureClassifier(
-        classifier,
-        ds.split("test"),
-        o.testImages ?? CLASSIFIER_TRAIN_DEFAULTS.testImages,
-      );
-      const seconds = (performance.now() - started) / 1000;
-      const result = {
-        dataset: report.dataset,
-        ...(report.difficulty ? { difficulty: report.difficulty } : {}),
-        ...r,
-        seconds,
-        dir: o.dir,
-      };
-      if (o.json) {
-        printJson(result);
-        return;
-      }
-      console.log(
-        table([
-          ["dataset", datasetLabel(report)],
-          ...accuracyRows(r),
-          ["measured in", `${fmt(seconds, 1)} s`],
-        ]),
-      );
-    });
+    .option(
+      "--count <n>",
+      `held-out images to use (default ${CLASSIFIER_TRAIN_DEFAULTS.testImages})`,
+      (v) => parseInteger(v, "--count", 1),
+    );
+  addAlias(evaluate, "--classifier", "--dir");
+  addAlias(evaluate, "--count", "--test-images");
+  addRunFlags(evaluate).action(async (o) => {
+    const { classifier, report } = loadClassifier(o.classifier);
+    const ds = await datasetForSpec(classifier.spec);
+    const started = performance.now();
+    const r = measureClassifier(
+      classifier,
+      ds.split("test"),
+      o.count ?? CLASSIFIER_TRAIN_DEFAULTS.testImages,
+    );
+    const seconds = (performance.now() - started) / 1000;
+    const result = {
+      dataset: report.dataset,
+      ...(report.difficulty ? { difficulty: report.difficulty } : {}),
+      ...r,
+      seconds,
+      dir: o.classifier,
+    };
+    if (o.json) {
+      printJson(result);
+      return;
+    }
+    console.log(
+      table([
+        ["dataset", datasetLabel(report)],
+        ...accuracyRows(r),
+        ["measured in", `${fmt(seconds, 1)} s`],
+      ]),
+    );
+  });
 }

@@ -7,10 +7,9 @@ import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { evaluatePipeline, writeScoredGrids } from "../eval/evaluate.js";
-import { setBackend } from "../tensor/backends/index.js";
 import { runTraining } from "../train/run.js";
 import { RUN_PRESETS } from "../train/run-config.js";
-import { parseBackend, parsePositiveInt } from "./args.js";
+import { parseInteger } from "./args.js";
 import { printJson } from "./output.js";
 import { formatDuration, runProgress } from "./progress.js";
 import { addRunOptions, applyRunFlags, interruptFlag } from "./train.js";
@@ -26,14 +25,18 @@ export function registerDemo(program: Command): void {
       .option(
         "--eval-count <n>",
         "held-out captions and images scored",
-        (v) => parsePositiveInt(v, "--eval-count"),
+        (v) => parseInteger(v, "--eval-count", 1),
         200,
       ),
   ).action(async (o) => {
     const t0 = Date.now();
-    const be = parseBackend(o.backend);
-    if (be) setBackend(be);
     const cfg = applyRunFlags(RUN_PRESETS.demo!(), o);
+    // Refused now rather than after minutes of training: the scoring reads shapes only.
+    if (cfg.data !== "shapes") {
+      throw new Error(
+        `--data ${cfg.data}: the demo scores with the shapes checker, so it trains on shapes only; use \`transfusion train\` for other data`,
+      );
+    }
     const out = resolve(o.out);
     const flag = interruptFlag();
     const progress = runProgress(false);

@@ -3,23 +3,22 @@
  * generation accuracy and FID judged by the dataset's evaluation classifier (trained on first
  * use), captioning accuracy — with grids of what was scored.
  */
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
 import { getDataset, isShapesDifficulty, type ShapesDifficulty } from "../data/datasets/index.js";
 import { ensureClassifier, isClassifierDataset, loadClassifier } from "../eval/classifier.js";
 import { evaluatePipeline, writeScoredGrids } from "../eval/evaluate.js";
-import { DEFAULT_IMAGE_OPTIONS, TransfusionPipeline } from "../generate/pipeline.js";
+import { TransfusionPipeline } from "../generate/pipeline.js";
 import { CONFIG_FILE, readJson, resolveCheckpointDir } from "../io/checkpoint.js";
-import { setBackend } from "../tensor/backends/index.js";
+import { parseDataName, parseInteger, parseShapesDifficulty, parseTextCorpus } from "./args.js";
 import {
-  parseBackend,
-  parseNonNegativeInt,
-  parseNumber,
-  parsePositiveInt,
-  parseSampler,
-  parseShapesDifficulty,
-} from "./args.js";
+  addCheckpointFlag,
+  addRunFlags,
+  addSamplingFlags,
+  checkpointFolder,
+  imageOptions,
+} from "./flags.js";
 import { endProgress, fmt, printJson, progressLine, table } from "./output.js";
 
 /** What a checkpoint records about its data (older checkpoints: only `data`). */
@@ -30,10 +29,9 @@ interface RunInfo {
   imageSize: number;
 }
 
+/** Returns what the checkpoint folder (a resolved --checkpoint) records about its run. */
 function runInfo(checkpoint: string): RunInfo {
-  const found = resolveCheckpointDir(checkpoint);
-  if (!found)
-    throw new Error(`${checkpoint}: no checkpoint here; train one with \`transfusion train\``);
+  const found = resolveCheckpointDir(checkpoint) ?? checkpoint;
   const path = join(found, CONFIG_FILE);
   const raw = readJson(path) as {
     data?: unknown;
@@ -65,39 +63,28 @@ function recordedDifficulty(v: unknown, path: string): ShapesDifficulty | null {
   return v;
 }
 
+/** Below this many images FID says little: it is biased upward, more so the smaller n is. */
+export const FID_MIN_COUNT = 200;
+
 export function registerEval(program: Command): void {
-  program
+  const cmd = program
     .command("eval")
     .description(
       "measure a checkpoint: bits per byte on held-out text, generation accuracy and FID (evaluation classifier), caption accuracy",
-    )
-    .requiredOption("--checkpoint <dir>", "checkpoint folder (a run's checkpoint/) or run folder")
+    );
+  addCheckpointFlag(cmd).option(
+    "--count <n>",
+    `held-out captions drawn and images captioned (FID needs ${FID_MIN_COUNT} or more to mean much)`,
+    (v) => parseInteger(v, "--count", 1),
+    200,
+  );
+  addSamplingFlags(cmd, { seed: 7 });
+  cmd
     .option(
-      "--count <n>",
-      "held-out captions drawn and images captioned",
-      (v) => parsePositiveInt(v, "--count"),
-      200,
+      "--data <name>",
+      "held-out data (default: the dataset the checkpoint was trained on)",
+      parseDataName,
     )
-    .option(
-      "--sampler <name>",
-      "ddpm (default) | ddim | flow-euler",
-      parseSampler,
-      DEFAULT_IMAGE_OPTIONS.sampler,
-    )
-    .option(
-      "--sample-steps <n>",
-      "denoising steps",
-      (v) => parsePositiveInt(v, "--sample-steps"),
-      DEFAULT_IMAGE_OPTIONS.steps,
-    )
-    .option(
-      "--guidance <s>",
-      "classifier-free guidance scale; 0 for none",
-      (v) => parseNumber(v, "--guidance"),
-      DEFAULT_IMAGE_OPTIONS.guidanceScale ?? 0,
-    )
-    .option("--seed <n>", "sampling seed", (v) => parseNonNegativeInt(v, "--seed"), 7)
-    .option("--data <name>", "held-out data (default: the dataset the checkpoint was trained on)")
     .option(
       "--shapes-difficulty <level>",
       "shapes variant: easy | medium | hard (default: the checkpoint's)",
@@ -106,129 +93,127 @@ export function registerEval(program: Command): void {
     .option(
       "--text-corpus <name>",
       "held-out text: moby-dick | sotu | none (default: the checkpoint's)",
+      parseTextCorpus,
     )
     .option(
       "--text-bytes <n>",
       "UTF-8 bytes of held-out text scored",
-      (v) => parsePositiveInt(v, "--text-bytes"),
+      (v) => parseInteger(v, "--text-bytes", 1),
       50_000,
     )
     .option(
       "--classifier <dir>",
       "evaluation classifier folder (default: <classifier-root>/<dataset>, trained if missing)",
     )
-    .option("--classifier-root <dir>", "where default classifiers live", "runs/classifiers")
-    .option("--out <dir>", "folder for eval.json and the grids (default: <run>/eval)")
-    .option("--backend <name>", "js or native")
-    .option("--json", "print one JSON object on the last line")
-    .action(async (o) => {
-      const be = parseBackend(o.backend);
-      if (be) setBackend(be);
-      // A run folder stands for its checkpoint.
-      const checkpoint: string = existsSync(join(o.checkpoint, "checkpoint"))
-        ? join(o.checkpoint, "checkpoint")
-        : o.checkpoint;
-      const info = runInfo(checkpoint);
-      const data: string = o.data ?? info.data;
-      if (data.endsWith(".jsonl")) {
-        throw new Error(
-          `${checkpoint}: trained on documents (${data}); pass --data with a dataset name to score images`,
-        );
-      }
-      const difficulty: ShapesDifficulty | null = o.shapesDifficulty ?? info.shapesDifficulty;
-      const textCorpus: string | null =
-        o.textCorpus === "none" ? null : (o.textCorpus ?? info.textCorpus);
-      const dataset = await getDataset(data, {
-        imageSize: info.imageSize,
+    .option(
+      "--classifier-root <dir>",
+      "where default classifiers live (default: classifiers/ in the cache folder, see README 'Caches')",
+    )
+    .option("--out <dir>", "folder for eval.json and the grids (default: <run>/eval)");
+  addRunFlags(cmd).action(async (o) => {
+    const checkpoint = checkpointFolder(o.checkpoint);
+    const info = runInfo(checkpoint);
+    const data: string = o.data ?? info.data;
+    if (data.endsWith(".jsonl")) {
+      throw new Error(
+        `${checkpoint}: trained on documents (${data}); pass --data with a dataset name to score images`,
+      );
+    }
+    const difficulty: ShapesDifficulty | null = o.shapesDifficulty ?? info.shapesDifficulty;
+    const textCorpus: string | null =
+      o.textCorpus === "none" ? null : (o.textCorpus ?? info.textCorpus);
+    // Loaded before a missing classifier is trained (minutes), so a bad checkpoint fails now.
+    const pipeline = TransfusionPipeline.load(checkpoint);
+    const dataset = await getDataset(data, {
+      imageSize: info.imageSize,
+      ...(difficulty ? { difficulty } : {}),
+    });
+    const say = progressLine(false);
+    let classifier = null;
+    let classifierDir: string | null = null;
+    if (o.classifier) {
+      classifier = loadClassifier(o.classifier).classifier;
+      classifierDir = o.classifier;
+    } else if (isClassifierDataset(data)) {
+      const c = await ensureClassifier({
+        dataset: data,
         ...(difficulty ? { difficulty } : {}),
-      });
-      const say = progressLine(false);
-      let classifier = null;
-      let classifierDir: string | null = null;
-      if (o.classifier) {
-        classifier = loadClassifier(o.classifier).classifier;
-        classifierDir = o.classifier;
-      } else if (isClassifierDataset(data)) {
-        const c = await ensureClassifier({
-          dataset: data,
-          ...(difficulty ? { difficulty } : {}),
-          imageSize: info.imageSize,
-          root: o.classifierRoot,
-          onProgress: (p) => say(`training the evaluation classifier: step ${p.step}/${p.steps}`),
-        });
-        endProgress();
-        if (c.trained) {
-          process.stderr.write(
-            `» trained the ${data} evaluation classifier (held-out accuracy ${c.report.accuracy.toFixed(3)}) → ${c.dir}\n`,
-          );
-        }
-        classifier = c.classifier;
-        classifierDir = c.dir;
-      } else {
-        process.stderr.write(
-          `» ${data} has no evaluation classifier: no generation accuracy or FID\n`,
-        );
-      }
-      const pipeline = TransfusionPipeline.load(checkpoint);
-      const r = evaluatePipeline(pipeline, dataset, {
-        count: o.count,
-        image: {
-          sampler: o.sampler,
-          steps: o.sampleSteps,
-          guidanceScale: o.guidance > 0 ? o.guidance : null,
-          seed: o.seed,
-        },
-        textCorpus,
-        textBytes: o.textBytes,
-        classifier,
-        onProgress: (what, done, total) => say(`${what}: ${done}/${total}`),
+        imageSize: info.imageSize,
+        ...(o.classifierRoot ? { root: o.classifierRoot } : {}),
+        onProgress: (p) => say(`training the evaluation classifier: step ${p.step}/${p.steps}`),
       });
       endProgress();
-      const out = resolve(o.out ?? join(dirname(resolve(pipeline.source)), "eval"));
-      mkdirSync(out, { recursive: true });
-      const files = await writeScoredGrids(out, r);
-      const summary = {
-        checkpoint: pipeline.source,
-        bitsPerByte: r.bitsPerByte,
-        perplexity: r.perplexity,
-        generationAccuracy: r.generationAccuracy,
-        fid: r.fid,
-        fidRealFloor: r.fidRealFloor,
-        captionAccuracy: r.captionAccuracy,
-        captionExact: r.captionExact,
-        captionLoss: r.captionLoss,
-        checkerAccuracy: r.checkerAccuracy,
-        settings: { ...r.settings, classifierDir },
-        files,
-      };
-      files.summary = join(out, "eval.json");
-      writeFileSync(files.summary, `${JSON.stringify(summary, null, 2)}\n`);
-      if (o.json) {
-        printJson(summary);
-        return;
+      if (c.trained) {
+        process.stderr.write(
+          `» trained the ${data} evaluation classifier (held-out accuracy ${c.report.accuracy.toFixed(3)}) → ${c.dir}\n`,
+        );
       }
-      const pct = (x: number | null) => (x === null ? "n/a" : `${(100 * x).toFixed(1)}%`);
-      console.log(
-        table([
-          [
-            "bits per byte",
-            `${fmt(r.bitsPerByte, 3)} (${textCorpus ?? "no text"}, ${r.settings.textBytes} bytes)`,
-          ],
-          ["perplexity", fmt(r.perplexity, 2)],
-          ["generation accuracy", `${pct(r.generationAccuracy)} of ${r.settings.count}`],
-          ["FID (classifier features)", fmt(r.fid, 2)],
-          ["FID real vs real (floor)", fmt(r.fidRealFloor, 2)],
-          ...(r.checkerAccuracy !== null
-            ? [["pixel checker accuracy", pct(r.checkerAccuracy)] as [string, string]]
-            : []),
-          ["caption accuracy", `${pct(r.captionAccuracy)} (exact ${pct(r.captionExact)})`],
-          ["caption NLL (nats/token)", fmt(r.captionLoss, 3)],
-          [
-            "sampler",
-            `${r.settings.image.sampler} ${r.settings.image.steps} steps, guidance ${r.settings.image.guidanceScale ?? "none"}`,
-          ],
-          ...Object.entries(files).map(([k, v]) => [k, v] as [string, string]),
-        ]),
+      classifier = c.classifier;
+      classifierDir = c.dir;
+    } else {
+      process.stderr.write(
+        `» ${data} has no evaluation classifier: no generation accuracy or FID\n`,
       );
+    }
+    if (classifier && o.count < FID_MIN_COUNT) {
+      process.stderr.write(
+        `» warning: --count ${o.count} is small for FID: at small n FID is biased upward, so compare it only with the real-vs-real floor (fidRealFloor) measured at the same n, never with FIDs at other counts\n`,
+      );
+    }
+    const r = evaluatePipeline(pipeline, dataset, {
+      count: o.count,
+      image: imageOptions(o),
+      textCorpus,
+      textBytes: o.textBytes,
+      classifier,
+      onProgress: (what, done, total) => say(`${what}: ${done}/${total}`),
     });
+    endProgress();
+    const out = resolve(o.out ?? join(dirname(resolve(pipeline.source)), "eval"));
+    mkdirSync(out, { recursive: true });
+    const files = await writeScoredGrids(out, r);
+    const summary = {
+      checkpoint: pipeline.source,
+      bitsPerByte: r.bitsPerByte,
+      perplexity: r.perplexity,
+      generationAccuracy: r.generationAccuracy,
+      fid: r.fid,
+      fidRealFloor: r.fidRealFloor,
+      captionAccuracy: r.captionAccuracy,
+      captionExact: r.captionExact,
+      captionLoss: r.captionLoss,
+      checkerAccuracy: r.checkerAccuracy,
+      settings: { ...r.settings, classifierDir },
+      files,
+    };
+    files.summary = join(out, "eval.json");
+    writeFileSync(files.summary, `${JSON.stringify(summary, null, 2)}\n`);
+    if (o.json) {
+      printJson(summary);
+      return;
+    }
+    const pct = (x: number | null) => (x === null ? "n/a" : `${(100 * x).toFixed(1)}%`);
+    console.log(
+      table([
+        [
+          "bits per byte",
+          `${fmt(r.bitsPerByte, 3)} (${textCorpus ?? "no text"}, ${r.settings.textBytes} bytes)`,
+        ],
+        ["perplexity", fmt(r.perplexity, 2)],
+        ["generation accuracy", `${pct(r.generationAccuracy)} of ${r.settings.count}`],
+        ["FID (classifier features)", fmt(r.fid, 2)],
+        ["FID real vs real (floor)", fmt(r.fidRealFloor, 2)],
+        ...(r.checkerAccuracy !== null
+          ? [["pixel checker accuracy", pct(r.checkerAccuracy)] as [string, string]]
+          : []),
+        ["caption accuracy", `${pct(r.captionAccuracy)} (exact ${pct(r.captionExact)})`],
+        ["caption NLL (nats/token)", fmt(r.captionLoss, 3)],
+        [
+          "sampler",
+          `${r.settings.image.sampler} ${r.settings.image.steps} steps, guidance ${r.settings.image.guidanceScale ?? "none"}`,
+        ],
+        ...Object.entries(files).map(([k, v]) => [k, v] as [string, string]),
+      ]),
+    );
+  });
 }

@@ -1,121 +1,176 @@
-/** `transfusion generate` and `transfusion caption`: use a trained checkpoint. */
-import { mkdirSync } from "node:fs";
+/**
+ * `transfusion generate`: draw images for one or more captions with a trained checkpoint. Each
+ * image is a PNG named by prompt index and seed, carrying its settings as PNG text, and
+ * `generate.json` lists them; files of an earlier `generate` in the folder are replaced.
+ */
+import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
-import { writeImageGrid } from "../data/grid.js";
-import { readImage, writePng } from "../data/image.js";
-import { DEFAULT_IMAGE_OPTIONS, TransfusionPipeline } from "../generate/pipeline.js";
-import { setBackend } from "../tensor/backends/index.js";
+import { renderImageGrid } from "../data/grid.js";
+import { encodePng, type Image, writeFileAtomic } from "../data/image.js";
+import { addPngText } from "../data/png-text.js";
+import { TransfusionPipeline } from "../generate/pipeline.js";
+import { parseInteger } from "./args.js";
 import {
-  parseBackend,
-  parseNonNegativeInt,
-  parseNumber,
-  parsePositiveInt,
-  parseSampler,
-} from "./args.js";
+  addAlias,
+  addCheckpointFlag,
+  addRunFlags,
+  addSamplingFlags,
+  checkpointFolder,
+  imageOptions,
+} from "./flags.js";
+import { removePrevious, writeManifest } from "./manifest.js";
 import { endProgress, printJson, progressLine } from "./output.js";
+import { version } from "./version.js";
+
+export const GENERATE_MANIFEST = "generate.json";
+
+/** Returns the captions of a --prompts file: one per line, blank lines skipped. */
+export function readPrompts(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new Error(`--prompts ${file}: cannot read (${(err as NodeJS.ErrnoException).code})`);
+  }
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== "");
+  if (lines.length === 0) throw new Error(`--prompts ${file}: no captions (one per line)`);
+  return lines;
+}
+
+/** Returns the PNG bytes of an image with `text` stored as PNG text chunks. */
+export async function pngWithText(img: Image, text: Record<string, string>): Promise<Uint8Array> {
+  return addPngText(await encodePng(img), text);
+}
+
+/** Returns the settings an image is drawn with, as its PNG and the manifest record them. */
+export function settingsRecord(
+  p: TransfusionPipeline,
+  checkpoint: string,
+  o: { sampler: string; sampleSteps: number; guidance: number; x0Clip: number },
+) {
+  return {
+    checkpoint,
+    // A flow-objective model always samples with flow-euler, whatever was asked.
+    sampler: p.config.objective === "flow" ? "flow-euler" : o.sampler,
+    sampleSteps: o.sampleSteps,
+    guidance: o.guidance,
+    x0Clip: o.x0Clip,
+  };
+}
+
+/** Returns the PNG text chunks for one image: its prompt, seed and settings. */
+export function pngText(
+  prompt: string,
+  seed: number,
+  s: ReturnType<typeof settingsRecord>,
+): Record<string, string> {
+  return {
+    prompt,
+    seed: String(seed),
+    sampler: s.sampler,
+    "sample-steps": String(s.sampleSteps),
+    guidance: String(s.guidance),
+    "x0-clip": String(s.x0Clip),
+    checkpoint: s.checkpoint,
+    Software: `transfusion ${version()}`,
+  };
+}
 
 export function registerGenerate(program: Command): void {
-  program
+  const cmd = program
     .command("generate")
-    .description("draw images from a caption (text-to-image) with a trained checkpoint")
+    .description(
+      "draw images from captions (text-to-image): one PNG per caption and seed, named <prompt>-s<seed>.png, listed in generate.json",
+    )
     .argument(
-      "<caption>",
-      'the prompt, e.g. "a small red circle on the left" ("" for unconditional)',
-    )
-    .requiredOption("--checkpoint <dir>", "checkpoint folder (a run's checkpoint/)")
-    .option("--count <n>", "images to draw", (v) => parsePositiveInt(v, "--count"), 1)
+      "[captions...]",
+      'prompts, e.g. "a small red circle on the left" ("" draws unconditionally)',
+    );
+  addCheckpointFlag(cmd)
     .option(
-      "--sampler <name>",
-      "ddpm (respaced, default) | ddim | flow-euler",
-      parseSampler,
-      "ddpm",
+      "--prompts <file>",
+      "a text file of captions, one per line (after any given as arguments)",
     )
     .option(
-      "--steps <n>",
-      "denoising steps (the paper uses 250 DDPM steps)",
-      (v) => parsePositiveInt(v, "--steps"),
-      DEFAULT_IMAGE_OPTIONS.steps,
-    )
-    .option(
-      "--guidance <s>",
-      "classifier-free guidance scale; 0 for none",
-      (v) => parseNumber(v, "--guidance"),
-      DEFAULT_IMAGE_OPTIONS.guidanceScale ?? 0,
-    )
-    .option("--seed <n>", "random seed", (v) => parseNonNegativeInt(v, "--seed"), 0)
-    .option(
-      "--x0-clip <c>",
-      "clip predicted clean latents to ±c each step; 0 for none",
-      (v) => parseNumber(v, "--x0-clip"),
-      DEFAULT_IMAGE_OPTIONS.x0Clip ?? 0,
-    )
-    .option("--out <dir>", "output folder", "generated")
-    .option("--backend <name>", "js or native")
-    .option("--json", "print one JSON object on the last line")
-    .action(async (caption: string, o) => {
-      const be = parseBackend(o.backend);
-      if (be) setBackend(be);
-      const p = TransfusionPipeline.load(o.checkpoint);
-      const progress = progressLine(Boolean(o.json));
-      const captions = Array.from({ length: o.count }, () => caption);
-      const { images } = p.textToImage(captions, {
-        sampler: o.sampler,
-        steps: o.steps,
-        guidanceScale: o.guidance > 0 ? o.guidance : null,
-        seed: o.seed,
-        x0Clip: o.x0Clip > 0 ? o.x0Clip : null,
-        onImageStep: (row, step, steps) => {
-          if (row === 0) progress(`denoising ${step}/${steps}`);
-        },
+      "--count <n>",
+      "images per caption, with consecutive seeds from --seed",
+      (v) => parseInteger(v, "--count", 1),
+      1,
+    );
+  addSamplingFlags(cmd);
+  addAlias(cmd, "--sample-steps", "--steps");
+  cmd.option(
+    "--out <dir>",
+    "output folder; the files an earlier generate wrote there (listed in its generate.json) are replaced",
+    "generated",
+  );
+  addRunFlags(cmd).action(async (args: string[], o) => {
+    const captions = [...args, ...(o.prompts ? readPrompts(o.prompts) : [])];
+    if (captions.length === 0)
+      throw new Error('generate: give a caption (e.g. "a red circle") or --prompts FILE');
+    const checkpoint = checkpointFolder(o.checkpoint);
+    const p = TransfusionPipeline.load(checkpoint);
+    const settings = settingsRecord(p, checkpoint, o);
+    const jobs = captions.flatMap((prompt, promptIndex) =>
+      Array.from({ length: o.count as number }, (_, k) => ({
+        prompt,
+        promptIndex,
+        seed: (o.seed as number) + k,
+        file: `${String(promptIndex).padStart(3, "0")}-s${(o.seed as number) + k}.png`,
+      })),
+    );
+    const progress = progressLine(Boolean(o.json));
+    // One call per image, each as sample 0 of its seed, so that `NNN-sK.png` is exactly
+    // what `generate "<caption>" --seed K` draws on its own.
+    const images: Image[] = [];
+    for (const [j, job] of jobs.entries()) {
+      const { images: drawn } = p.textToImage([job.prompt], {
+        ...imageOptions(o),
+        seed: job.seed,
+        onImageStep: (_row, step, steps) =>
+          progress(`image ${j + 1}/${jobs.length}: denoising ${step}/${steps}`),
       });
-      endProgress();
-      const out = resolve(o.out);
-      mkdirSync(out, { recursive: true });
-      const files: string[] = [];
-      for (let i = 0; i < images.length; i++) {
-        const f = join(out, `image-${String(i).padStart(3, "0")}.png`);
-        await writePng(f, images[i]!);
-        files.push(f);
-      }
-      let grid: string | null = null;
-      if (images.length > 1) {
-        grid = join(out, "grid.png");
-        await writeImageGrid(grid, images, { columns: Math.min(8, images.length) });
-      }
-      if (o.json) printJson({ caption, files, grid });
-      else {
-        for (const f of files) console.log(f);
-        if (grid) console.log(grid);
-      }
-    });
+      images.push(drawn[0]!);
+    }
+    endProgress();
 
-  program
-    .command("caption")
-    .description("write a caption for each image with a trained checkpoint")
-    .argument("<images...>", "PNG or JPEG files")
-    .requiredOption("--checkpoint <dir>", "checkpoint folder (a run's checkpoint/)")
-    .option(
-      "--max-tokens <n>",
-      "longest caption in tokens",
-      (v) => parsePositiveInt(v, "--max-tokens"),
-      32,
-    )
-    .option("--backend <name>", "js or native")
-    .option("--json", "print one JSON object on the last line")
-    .action(async (paths: string[], o) => {
-      const be = parseBackend(o.backend);
-      if (be) setBackend(be);
-      const p = TransfusionPipeline.load(o.checkpoint);
-      const size = p.config.latentSize * p.vae.downsampleFactor;
-      const channels = p.vae.config.imageChannels as 1 | 3;
-      const images = [];
-      for (const f of paths) images.push(await readImage(f, { channels, size }));
-      const texts = p.caption(images, o.maxTokens);
-      if (o.json) printJson({ captions: paths.map((f, i) => ({ file: f, caption: texts[i] })) });
-      else
-        paths.forEach((f, i) => {
-          console.log(`${f}: ${texts[i]}`);
-        });
+    const out = resolve(o.out);
+    removePrevious(out, GENERATE_MANIFEST);
+    const files: string[] = [];
+    for (const [j, job] of jobs.entries()) {
+      const bytes = await pngWithText(images[j]!, pngText(job.prompt, job.seed, settings));
+      await writeFileAtomic(join(out, job.file), bytes);
+      files.push(job.file);
+    }
+    let grid: string | null = null;
+    if (images.length > 1) {
+      grid = "grid.png";
+      const captionsUnder = jobs.map((j) => `${j.prompt || "(none)"} s${j.seed}`);
+      const sheet = renderImageGrid(images, {
+        columns: Math.min(8, images.length),
+        captions: captionsUnder,
+      });
+      await writeFileAtomic(join(out, grid), await encodePng(sheet));
+      files.push(grid);
+    }
+    const manifest = await writeManifest(out, GENERATE_MANIFEST, {
+      ...settings,
+      count: o.count,
+      images: jobs.map(({ file, prompt, promptIndex, seed }) => ({
+        file,
+        prompt,
+        promptIndex,
+        seed,
+      })),
+      grid,
+      files,
     });
+    const paths = files.map((f) => join(out, f));
+    if (o.json) printJson({ out, manifest, files: paths, images: jobs });
+    else for (const f of [...paths, manifest]) console.log(f);
+  });
 }

@@ -1,20 +1,17 @@
 /** The `transfusion` command line: parses arguments and calls the library. */
-import { readFileSync } from "node:fs";
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Help, type Option } from "commander";
 import { registerBench } from "./bench.js";
+import { registerCaption } from "./caption.js";
 import { registerClassifier } from "./classifier.js";
+import { registerComplete } from "./complete.js";
 import { registerDemo } from "./demo.js";
 import { registerEval } from "./eval.js";
 import { registerExperiment } from "./experiment.js";
 import { registerGenerate } from "./generate.js";
 import { registerTrain } from "./train.js";
 import { registerVae } from "./vae.js";
+import { version } from "./version.js";
 import { registerVqVae } from "./vqvae.js";
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
-  return pkg.version as string;
-}
 
 /** Builds the command tree (exported for tests). */
 export function buildProgram(): Command {
@@ -27,10 +24,19 @@ export function buildProgram(): Command {
     )
     .version(version())
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    // Commander's help does not say which options are required; subcommands inherit this.
+    .configureHelp({
+      optionDescription(option: Option): string {
+        const text = Help.prototype.optionDescription.call(this, option);
+        return option.mandatory ? `${text} (required)` : text;
+      },
+    });
   registerDemo(program);
   registerTrain(program);
   registerGenerate(program);
+  registerComplete(program);
+  registerCaption(program);
   registerVae(program);
   registerVqVae(program);
   registerEval(program);

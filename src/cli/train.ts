@@ -1,16 +1,19 @@
 /** `transfusion train`: a full training run on a built-in dataset or a JSONL document file. */
 
 import type { Command } from "commander";
-import { setBackend } from "../tensor/backends/index.js";
+import { DATASET_NAMES, type ShapesDifficulty } from "../data/datasets/index.js";
+import { PRESETS } from "../model/config.js";
 import { type RunOptions, runTraining } from "../train/run.js";
 import { loadRunConfig, RUN_PRESETS, type RunConfig } from "../train/run-config.js";
 import {
-  parseBackend,
-  parseNonNegativeInt,
-  parseNumber,
-  parsePositiveInt,
+  parseDataOrFile,
+  parseInteger,
+  parsePositiveNumber,
+  parsePreset,
   parseShapesDifficulty,
+  parseTextCorpus,
 } from "./args.js";
+import { addRunFlags } from "./flags.js";
 import { printJson } from "./output.js";
 import { runProgress } from "./progress.js";
 
@@ -31,61 +34,65 @@ export function interruptFlag(): { stop: () => boolean; dispose: () => void } {
   return { stop: () => requested, dispose: () => process.off("SIGINT", onSigint) };
 }
 
-/** Applies the flags shared by `train` and `demo` over a run config. */
+/**
+ * Returns the run config with the flags shared by `train` and `demo` applied over `base`
+ * (and over --config). Every test is `!== undefined`: a flag given as 0 must count.
+ */
 export function applyRunFlags(base: RunConfig, o: Record<string, unknown>): RunConfig {
   const c: RunConfig = o.config ? loadRunConfig(String(o.config), base) : { ...base };
-  if (o.data) c.data = String(o.data);
-  if (o.preset) c.preset = String(o.preset);
-  if (o.seqLen) c.seqLen = o.seqLen as number;
-  if (o.batch) c.rows = o.batch as number;
-  if (o.maxImages) c.maxImages = o.maxImages as number;
-  if (o.shapesDifficulty !== undefined) {
-    c.shapesDifficulty = parseShapesDifficulty(String(o.shapesDifficulty));
-  }
-  if (o.sampleEvery !== undefined) c.sampleEvery = o.sampleEvery as number;
-  if (o.textCorpus !== undefined)
-    c.textCorpus = o.textCorpus === "none" ? null : String(o.textCorpus);
+  const given = (k: string) => o[k] !== undefined;
+  if (given("data")) c.data = o.data as string;
+  if (given("preset")) c.preset = o.preset as string;
+  if (given("seqLen")) c.seqLen = o.seqLen as number;
+  if (given("batch")) c.rows = o.batch as number;
+  if (given("maxImages")) c.maxImages = o.maxImages as number;
+  if (given("shapesDifficulty")) c.shapesDifficulty = o.shapesDifficulty as ShapesDifficulty;
+  if (given("sampleEvery")) c.sampleEvery = o.sampleEvery as number;
+  if (given("textCorpus")) c.textCorpus = o.textCorpus === "none" ? null : (o.textCorpus as string);
   const train = { ...c.train };
-  if (o.steps) train.steps = o.steps as number;
-  if (o.lr) train.maxLr = o.lr as number;
-  if (o.seed !== undefined) train.seed = o.seed as number;
-  if (o.checkpointEvery !== undefined) train.checkpointEvery = o.checkpointEvery as number;
+  if (given("steps")) train.steps = o.steps as number;
+  if (given("lr")) train.maxLr = o.lr as number;
+  if (given("seed")) train.seed = o.seed as number;
+  if (given("checkpointEvery")) train.checkpointEvery = o.checkpointEvery as number;
   c.train = train;
-  if (o.vaeSteps) c.vae = { ...c.vae, steps: o.vaeSteps as number };
+  if (given("vaeSteps")) c.vae = { ...c.vae, steps: o.vaeSteps as number };
   return c;
 }
 
-/** Adds the options shared by `train` and `demo`. */
+/** Returns cmd with the options shared by `train` and `demo`. */
 export function addRunOptions(cmd: Command): Command {
-  return cmd
-    .option("--config <file>", "JSON run config (fields: see README, 'Config files')")
+  cmd
+    .option("--config <file>", "JSON run config (fields: see README, 'Run config files')")
     .option(
       "--data <name|file.jsonl>",
-      "shapes | mnist | fashion-mnist | emoji | a JSONL document file",
+      `${DATASET_NAMES.join(" | ")} | a JSONL document file`,
+      parseDataOrFile,
     )
-    .option("--preset <name>", "model preset: tiny | demo | small | base | paper-0.16B")
-    .option("--steps <n>", "training steps", (v) => parsePositiveInt(v, "--steps"))
-    .option("--batch <n>", "sequences per batch", (v) => parsePositiveInt(v, "--batch"))
-    .option("--seq-len <n>", "positions per sequence", (v) => parsePositiveInt(v, "--seq-len"))
-    .option("--lr <x>", "peak learning rate", (v) => parseNumber(v, "--lr"))
-    .option("--seed <n>", "random seed", (v) => parseNonNegativeInt(v, "--seed"))
-    .option("--max-images <n>", "training images used", (v) => parsePositiveInt(v, "--max-images"))
+    .option("--preset <name>", `model size: ${Object.keys(PRESETS).join(" | ")}`, parsePreset)
+    .option("--steps <n>", "training steps (≥ 1)", (v) => parseInteger(v, "--steps", 1))
+    .option("--batch <n>", "sequences per batch (≥ 1)", (v) => parseInteger(v, "--batch", 1))
+    .option("--seq-len <n>", "positions per sequence (≥ 8)", (v) => parseInteger(v, "--seq-len", 8))
+    .option("--lr <x>", "peak learning rate (> 0)", (v) => parsePositiveNumber(v, "--lr"))
+    .option("--seed <n>", "random seed", (v) => parseInteger(v, "--seed", 0))
+    .option("--max-images <n>", "training images used (≥ 1; default: all)", (v) =>
+      parseInteger(v, "--max-images", 1),
+    )
     .option(
       "--shapes-difficulty <level>",
       "shapes variant: easy (one shape, 4 colours) | medium | hard",
+      parseShapesDifficulty,
     )
-    .option("--text-corpus <name>", "moby-dick | sotu | none")
+    .option("--text-corpus <name>", "plain text mixed in: moby-dick | sotu | none", parseTextCorpus)
     .option("--vae <dir>", "use the VAE in this folder instead of training one")
-    .option("--vae-steps <n>", "VAE training steps", (v) => parsePositiveInt(v, "--vae-steps"))
+    .option("--vae-steps <n>", "VAE training steps (≥ 1)", (v) => parseInteger(v, "--vae-steps", 1))
     .option("--sample-every <n>", "steps between sample grids (0: only at the end)", (v) =>
-      parseNonNegativeInt(v, "--sample-every"),
+      parseInteger(v, "--sample-every", 0),
     )
     .option("--checkpoint-every <n>", "steps between checkpoints (0: only at the end)", (v) =>
-      parseNonNegativeInt(v, "--checkpoint-every"),
+      parseInteger(v, "--checkpoint-every", 0),
     )
-    .option("--no-resume", "start over even if the output folder holds a checkpoint")
-    .option("--backend <name>", "js or native (default: native when built)")
-    .option("--json", "print one JSON object on the last line");
+    .option("--no-resume", "start over even if the output folder holds a checkpoint");
+  return addRunFlags(cmd);
 }
 
 export function registerTrain(program: Command): void {
@@ -101,8 +108,6 @@ export function registerTrain(program: Command): void {
         "runs/train",
       ),
   ).action(async (o) => {
-    const backend = parseBackend(o.backend);
-    if (backend) setBackend(backend);
     const cfg = applyRunFlags(RUN_PRESETS.default!(), o);
     const flag = interruptFlag();
     try {

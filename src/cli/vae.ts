@@ -9,21 +9,15 @@ import {
   VAE_TRAIN_DEFAULTS,
 } from "../train/vae-train.js";
 import {
-  addRunFlags,
+  parseChoice,
   parseDataName,
-  parsePositiveInt,
+  parseInteger,
+  parseNonNegativeNumber,
   parsePositiveNumber,
   trainingFlagOptions,
-  useBackendFlag,
 } from "./args.js";
+import { addAlias, addRunFlags } from "./flags.js";
 import { clock, endProgress, fmt, printJson, progressLine, table } from "./output.js";
-
-/** Returns a non-negative number parsed from a flag value, or throws naming the flag. */
-function parseNonNegative(v: string, flag: string): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${flag} must be a number ≥ 0, got "${v}"`);
-  return n;
-}
 
 export function registerVae(program: Command): void {
   const vae = program
@@ -37,46 +31,44 @@ export function registerVae(program: Command): void {
     .requiredOption("--data <name>", `dataset: ${DATASET_NAMES.join(", ")}`, parseDataName)
     .requiredOption("--out <dir>", "output folder")
     .option("--steps <n>", `training steps (default ${VAE_TRAIN_DEFAULTS.steps})`, (v) =>
-      parsePositiveInt(v, "--steps"),
+      parseInteger(v, "--steps", 1),
     )
     .option("--batch <n>", `batch size (default ${VAE_TRAIN_DEFAULTS.batchSize})`, (v) =>
-      parsePositiveInt(v, "--batch"),
+      parseInteger(v, "--batch", 1),
     )
     .option("--lr <x>", `peak learning rate (default ${VAE_TRAIN_DEFAULTS.lr})`, (v) =>
       parsePositiveNumber(v, "--lr"),
     )
     .option("--kl-weight <x>", `KL weight (default ${VAE_TRAIN_DEFAULTS.klWeight})`, (v) =>
-      parseNonNegative(v, "--kl-weight"),
+      parseNonNegativeNumber(v, "--kl-weight"),
     )
-    .option("--recon <loss>", `reconstruction loss l1 or l2 (default ${VAE_TRAIN_DEFAULTS.recon})`)
-    .option("--width <n>", "base channel width (default 32)", (v) => parsePositiveInt(v, "--width"))
+    .option(
+      "--recon <loss>",
+      `reconstruction loss l1 or l2 (default ${VAE_TRAIN_DEFAULTS.recon})`,
+      (v) => parseChoice(v, "--recon", ["l1", "l2"] as const),
+    )
+    .option("--width <n>", "base channel width (default 32)", (v) => parseInteger(v, "--width", 1))
     .option("--levels <n>", "downsamplings: latent is 2^levels smaller per side (default 2)", (v) =>
-      parsePositiveInt(v, "--levels"),
+      parseInteger(v, "--levels", 1),
     )
     .option("--latent-channels <n>", "latent channels (default 4)", (v) =>
-      parsePositiveInt(v, "--latent-channels"),
+      parseInteger(v, "--latent-channels", 1),
     )
     .option(
       "--grid-every <n>",
-      "write a reconstruction grid every n steps (default: at the end)",
-      (v) => parsePositiveInt(v, "--grid-every"),
+      "write a reconstruction grid every n steps (0, the default: only at the end)",
+      (v) => parseInteger(v, "--grid-every", 0),
     )
-    .option("--seed <n>", "random seed (default 0)", (v) => parseNonNegative(v, "--seed"));
-  addRunFlags(train).action(async (o) => {
-    useBackendFlag(o);
-    if (o.recon !== undefined && o.recon !== "l1" && o.recon !== "l2") {
-      throw new Error(`--recon must be l1 or l2, got "${o.recon}"`);
-    }
-    if (o.seed !== undefined && !Number.isInteger(o.seed))
-      throw new Error(`--seed must be an integer, got ${o.seed}`);
+    .option("--seed <n>", "random seed (default 0)", (v) => parseInteger(v, "--seed", 0));
+  addRunFlags(train, { quiet: true }).action(async (o) => {
     const progress = progressLine(Boolean(o.quiet));
     const config = {
       // GroupNorm groups: the largest of 8, 4, 2, 1 that divides the width.
-      ...(o.width
+      ...(o.width !== undefined
         ? { baseChannels: o.width, groups: [8, 4, 2, 1].find((g) => o.width % g === 0) }
         : {}),
-      ...(o.levels ? { levels: o.levels } : {}),
-      ...(o.latentChannels ? { latentChannels: o.latentChannels } : {}),
+      ...(o.levels !== undefined ? { levels: o.levels } : {}),
+      ...(o.latentChannels !== undefined ? { latentChannels: o.latentChannels } : {}),
     };
     const r = await trainVae({
       data: o.data,
@@ -84,7 +76,7 @@ export function registerVae(program: Command): void {
       config,
       ...trainingFlagOptions(o),
       ...(o.klWeight !== undefined ? { klWeight: o.klWeight } : {}),
-      ...(o.recon ? { recon: o.recon as ReconLoss } : {}),
+      ...(o.recon !== undefined ? { recon: o.recon as ReconLoss } : {}),
       onProgress: (p) =>
         progress(
           `vae step ${p.step}/${p.steps}  loss ${fmt(p.loss, 4)}  recon ${fmt(p.recon, 4)}  kl ${fmt(p.kl, 2)}  ` +
@@ -120,11 +112,11 @@ export function registerVae(program: Command): void {
     .description("report the held-out reconstruction PSNR of a trained VAE")
     .requiredOption("--vae <dir>", "folder holding vae.safetensors")
     .requiredOption("--data <name>", `dataset: ${DATASET_NAMES.join(", ")}`, parseDataName)
-    .option("--images <n>", "held-out images to use (default 1000)", (v) =>
-      parsePositiveInt(v, "--images"),
+    .option("--count <n>", "held-out images to use (default 1000)", (v) =>
+      parseInteger(v, "--count", 1),
     );
-  addRunFlags(evaluate, false).action(async (o) => {
-    useBackendFlag(o);
+  addAlias(evaluate, "--count", "--images");
+  addRunFlags(evaluate).action(async (o) => {
     const model = loadVae(o.vae);
     const ds = await getDataset(o.data);
     if (ds.channels !== model.config.imageChannels) {
@@ -133,7 +125,7 @@ export function registerVae(program: Command): void {
       );
     }
     const test = ds.split("test");
-    const n = Math.min(o.images ?? 1000, test.size);
+    const n = Math.min(o.count ?? 1000, test.size);
     const started = performance.now();
     const psnr = reconstructionPsnr(
       model,

@@ -5,17 +5,19 @@ import type { Command } from "commander";
 import { DATASET_NAMES, type DatasetOptions, getDataset } from "../data/datasets/index.js";
 import { readJson } from "../io/checkpoint.js";
 import { loadVqVae, VQVAE_JSON_FILE } from "../io/vqvae-files.js";
-import { evaluateVqVae, trainVqVae, VQVAE_TRAIN_DEFAULTS } from "../train/vqvae-train.js";
 import {
-  addRunFlags,
+  evaluateVqVaeOnTestSplit,
+  trainVqVae,
+  VQVAE_TRAIN_DEFAULTS,
+} from "../train/vqvae-train.js";
+import {
   parseDataName,
-  parseNonNegativeInt,
-  parsePositiveInt,
+  parseInteger,
   parsePositiveNumber,
   parseShapesDifficulty,
   trainingFlagOptions,
-  useBackendFlag,
 } from "./args.js";
+import { addRunFlags } from "./flags.js";
 import { clock, endProgress, fmt, printJson, progressLine, table } from "./output.js";
 
 /** Returns the dataset options of the flags, refusing --shapes-difficulty for other data. */
@@ -29,7 +31,7 @@ function datasetOptions(
     ...(o.shapesDifficulty
       ? { difficulty: o.shapesDifficulty as DatasetOptions["difficulty"] }
       : {}),
-    ...(o.imageSize ? { imageSize: o.imageSize } : {}),
+    ...(o.imageSize !== undefined ? { imageSize: o.imageSize } : {}),
   };
 }
 
@@ -76,22 +78,22 @@ export function registerVqVae(program: Command): void {
     .requiredOption("--data <name>", `dataset: ${DATASET_NAMES.join(", ")}`, parseDataName)
     .requiredOption("--out <dir>", "output folder")
     .option("--steps <n>", `training steps (default ${VQVAE_TRAIN_DEFAULTS.steps})`, (v) =>
-      parsePositiveInt(v, "--steps"),
+      parseInteger(v, "--steps", 1),
     )
     .option("--batch <n>", `batch size (default ${VQVAE_TRAIN_DEFAULTS.batchSize})`, (v) =>
-      parsePositiveInt(v, "--batch"),
+      parseInteger(v, "--batch", 1),
     )
     .option("--lr <x>", `peak learning rate (default ${VQVAE_TRAIN_DEFAULTS.lr})`, (v) =>
       parsePositiveNumber(v, "--lr"),
     )
     .option("--codebook-size <k>", "number of codes (default 512)", (v) =>
-      parsePositiveInt(v, "--codebook-size"),
+      parseInteger(v, "--codebook-size", 1),
     )
     .option("--code-dim <d>", "length of each code vector (default 16)", (v) =>
-      parsePositiveInt(v, "--code-dim"),
+      parseInteger(v, "--code-dim", 1),
     )
     .option("--levels <n>", "downsamplings: codes are 2^levels smaller per side (default 3)", (v) =>
-      parsePositiveInt(v, "--levels"),
+      parseInteger(v, "--levels", 1),
     )
     .option(
       "--shapes-difficulty <level>",
@@ -99,25 +101,24 @@ export function registerVqVae(program: Command): void {
       parseShapesDifficulty,
     )
     .option("--image-size <n>", "image side in pixels (default: the dataset's)", (v) =>
-      parsePositiveInt(v, "--image-size"),
+      parseInteger(v, "--image-size", 1),
     )
     .option(
       "--grid-every <n>",
-      "write a reconstruction grid every n steps (default: at the end)",
-      (v) => parsePositiveInt(v, "--grid-every"),
+      "write a reconstruction grid every n steps (0, the default: only at the end)",
+      (v) => parseInteger(v, "--grid-every", 0),
     )
-    .option("--seed <n>", "random seed (default 0)", (v) => parseNonNegativeInt(v, "--seed"));
-  addRunFlags(train).action(async (o) => {
-    useBackendFlag(o);
+    .option("--seed <n>", "random seed (default 0)", (v) => parseInteger(v, "--seed", 0));
+  addRunFlags(train, { quiet: true }).action(async (o) => {
     const progress = progressLine(Boolean(o.quiet));
     const r = await trainVqVae({
       data: o.data,
       datasetOptions: datasetOptions(o.data, o),
       outDir: o.out,
       config: {
-        ...(o.codebookSize ? { codebookSize: o.codebookSize } : {}),
-        ...(o.codeDim ? { codeDim: o.codeDim } : {}),
-        ...(o.levels ? { levels: o.levels } : {}),
+        ...(o.codebookSize !== undefined ? { codebookSize: o.codebookSize } : {}),
+        ...(o.codeDim !== undefined ? { codeDim: o.codeDim } : {}),
+        ...(o.levels !== undefined ? { levels: o.levels } : {}),
       },
       ...trainingFlagOptions(o),
       onProgress: (p) =>
@@ -158,13 +159,12 @@ export function registerVqVae(program: Command): void {
       parseShapesDifficulty,
     )
     .option("--image-size <n>", "image side in pixels (default: as trained)", (v) =>
-      parsePositiveInt(v, "--image-size"),
+      parseInteger(v, "--image-size", 1),
     )
     .option("--count <n>", "held-out images to use (default 1000)", (v) =>
-      parsePositiveInt(v, "--count"),
+      parseInteger(v, "--count", 1),
     );
-  addRunFlags(evaluate, false).action(async (o) => {
-    useBackendFlag(o);
+  addRunFlags(evaluate).action(async (o) => {
     const model = loadVqVae(o.vqvae);
     const recorded = recordedData(o.vqvae);
     const data: string | undefined = o.data ?? recorded.data;
@@ -176,28 +176,18 @@ export function registerVqVae(program: Command): void {
     // Flags override what was recorded, which applies only to the same dataset.
     const base = data === recorded.data ? (recorded.datasetOptions ?? {}) : {};
     const ds = await getDataset(data, { ...base, ...datasetOptions(data, o) });
-    if (ds.channels !== model.config.imageChannels) {
-      throw new Error(
-        `${o.vqvae}: the tokenizer reads ${model.config.imageChannels}-channel images but ${data} has ${ds.channels}`,
-      );
-    }
-    const test = ds.split("test");
-    const n = Math.min(o.count ?? 1000, test.size);
     const started = performance.now();
-    const r = evaluateVqVae(
-      model,
-      Array.from({ length: n }, (_, i) => test.get(i).image),
-    );
+    const r = evaluateVqVaeOnTestSplit(model, ds, o.count ?? 1000, o.vqvae);
     const seconds = (performance.now() - started) / 1000;
     const K = model.config.codebookSize;
     if (o.json) {
-      printJson({ ...r, codebookSize: K, data, images: n, seconds });
+      printJson({ ...r, codebookSize: K, data, seconds });
       return;
     }
     console.log(
       table([
         ...metricRows(r, K),
-        ["measured on", `${n} ${data} test images in ${fmt(seconds, 1)} s`],
+        ["measured on", `${r.images} ${data} test images in ${fmt(seconds, 1)} s`],
       ]),
     );
   });

@@ -14,6 +14,7 @@
  */
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { cacheRoot } from "../data/cache.js";
 import { FASHION_CLASSES } from "../data/datasets/fashion-mnist.js";
 import { getDataset } from "../data/datasets/index.js";
 import { SHAPES_DIFFICULTY, type ShapesDifficulty } from "../data/datasets/shapes.js";
@@ -469,6 +470,14 @@ export const CLASSIFIER_TRAIN_DEFAULTS = {
   progressEvery: 50,
 };
 
+/**
+ * Returns the folder where classifiers are kept unless a caller names one: `classifiers/` in
+ * the package's cache folder, so every run folder and working directory shares them.
+ */
+export function defaultClassifierRoot(): string {
+  return join(cacheRoot(), "classifiers");
+}
+
 /** Returns the folder name of a dataset's classifier: "mnist", "fashion-mnist", "shapes-easy". */
 export function classifierDirName(dataset: string, difficulty?: string): string {
   const name = checkDatasetName(dataset, "classifierDirName");
@@ -764,7 +773,7 @@ function checkReport(r: unknown, where: string): ClassifierReport {
 }
 
 /**
- * Returns the classifier in `root/<classifierDirName>` (root default "runs/classifiers") if
+ * Returns the classifier in `root/<classifierDirName>` (root default `defaultClassifierRoot()`) if
  * that folder holds one (its classifier.json exists), else trains one with `o`, saves it there
  * and returns it. A stored classifier whose spec does not fit the request is an error, not
  * silently replaced: delete the folder to retrain.
@@ -777,7 +786,8 @@ export async function ensureClassifier(o: TrainClassifierOptions & { root?: stri
 }> {
   const name = checkDatasetName(o.dataset, "ensureClassifier");
   const difficulty = name === "shapes" ? (o.difficulty ?? "medium") : undefined;
-  const dir = o.outDir ?? join(o.root ?? "runs/classifiers", classifierDirName(name, difficulty));
+  const dir =
+    o.outDir ?? join(o.root ?? defaultClassifierRoot(), classifierDirName(name, difficulty));
   if (existsSync(join(dir, CLASSIFIER_JSON_FILE))) {
     const { classifier, report } = loadClassifier(dir);
     const s = classifier.spec;

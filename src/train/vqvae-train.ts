@@ -4,8 +4,8 @@
  * loss, with dead codes re-seeded from encoder outputs so the codebook stays in use. Ends
  * with held-out PSNR, codebook usage and code perplexity, then the checkpoint.
  */
-import type { Image } from "../data/image.js";
-import { imagesToTensor } from "../data/image.js";
+import type { ImageTextDataset } from "../data/datasets/types.js";
+import { type Image, imagesToTensor } from "../data/image.js";
 import { saveVqVae } from "../io/vqvae-files.js";
 import { VqVae, type VqVaeConfig } from "../model/vqvae.js";
 import { add, mean, permute, square, sub } from "../tensor/ops/index.js";
@@ -282,4 +282,25 @@ export function evaluateVqVae(
   const codes = vq.encodeCodes(x);
   const psnr = meanPsnr(x, vq.decodeCodes(codes, images.length, h, w));
   return { psnr, ...codeStatistics(codes, vq.config.codebookSize) };
+}
+
+/**
+ * Returns evaluateVqVae on the first `count` test images of `ds` (all when it has fewer) and
+ * the number used; throws naming `source` (where the tokenizer came from) when the dataset's
+ * channel count is not the tokenizer's.
+ */
+export function evaluateVqVaeOnTestSplit(
+  vq: VqVae,
+  ds: ImageTextDataset,
+  count: number,
+  source: string,
+): { psnr: number; usage: number; perplexity: number; images: number } {
+  if (ds.channels !== vq.config.imageChannels) {
+    throw new Error(
+      `${source}: the tokenizer reads ${vq.config.imageChannels}-channel images but ${ds.name} has ${ds.channels}`,
+    );
+  }
+  const test = ds.split("test");
+  const images = Array.from({ length: Math.min(count, test.size) }, (_, i) => test.get(i).image);
+  return { ...evaluateVqVae(vq, images), images: images.length };
 }

@@ -21,6 +21,7 @@ test("every command has help", { skip }, () => {
     ["demo"],
     ["train"],
     ["generate"],
+    ["complete"],
     ["caption"],
     ["vae", "train"],
     ["vae", "eval"],
@@ -44,10 +45,13 @@ test("bad input ends with a one-line message and a non-zero exit", { skip }, () 
   assert.match(missing.stderr, /^transfusion: \/nonexistent\/ckpt: no checkpoint here/m);
   const badFlag = run(["train", "--steps", "zero"]);
   assert.notEqual(badFlag.status, 0);
-  assert.match(badFlag.stderr, /--steps must be a positive integer/);
+  assert.match(badFlag.stderr, /--steps must be an integer ≥ 1, got "zero"/);
   const badData = run(["train", "--data", "nope", "--out", join(tmpdir(), "tf-nope")]);
   assert.equal(badData.status, 1);
-  assert.match(badData.stderr, /unknown dataset 'nope'/);
+  assert.match(
+    badData.stderr,
+    /--data must be one of shapes, mnist, fashion-mnist, emoji or a \.jsonl document file, got "nope"/,
+  );
   const badEval = run(["eval", "--checkpoint", "/nonexistent/ckpt"]);
   assert.equal(badEval.status, 1);
   assert.match(badEval.stderr, /^transfusion: \/nonexistent\/ckpt: no checkpoint here/m);
@@ -63,7 +67,10 @@ test("bad input ends with a one-line message and a non-zero exit", { skip }, () 
     "extreme",
   ]);
   assert.notEqual(badLevel.status, 0);
-  assert.match(badLevel.stderr, /--shapes-difficulty must be easy, medium or hard, got "extreme"/);
+  assert.match(
+    badLevel.stderr,
+    /--shapes-difficulty must be one of easy, medium, hard, got "extreme"/,
+  );
   const badSeeds = run(["experiment", "attention", "--seeds", "0,0"]);
   assert.notEqual(badSeeds.status, 0);
   assert.match(badSeeds.stderr, /--seeds lists a value twice/);

@@ -91,7 +91,7 @@ test("bad flags end with a one-line message and a non-zero exit", () => {
     "0",
   ]);
   assert.notEqual(badSize.status, 0);
-  assert.match(badSize.stderr, /--codebook-size must be a positive integer, got "0"/);
+  assert.match(badSize.stderr, /--codebook-size must be an integer ≥ 1, got "0"/);
   const badData = cli(["vqvae", "train", "--data", "nope", "--out", "/tmp/x"]);
   assert.notEqual(badData.status, 0);
   assert.match(badData.stderr, /--data must be one of shapes, mnist/);

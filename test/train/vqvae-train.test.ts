@@ -16,6 +16,7 @@ import {
   CodeRestarter,
   codebookUsage,
   evaluateVqVae,
+  evaluateVqVaeOnTestSplit,
   type TrainVqVaeOptions,
   trainVqVae,
 } from "../../src/train/vqvae-train.js";
@@ -103,11 +104,17 @@ test("training is reproducible for a seed", async () => {
   });
 });
 
-test("bad options name the option", async () => {
+test("bad options and mismatched data are named", async () => {
+  const ds = await getDataset("shapes", SHAPES.datasetOptions);
   await assert.rejects(trainVqVae({ ...SHAPES, steps: 0 }), /trainVqVae: steps must be an integer/);
   await assert.rejects(
     trainVqVae({ ...SHAPES, deadCodeWindow: -1 }),
     /trainVqVae: deadCodeWindow must be an integer ≥ 0/,
+  );
+  const grey = new VqVae({ ...SMALL, imageChannels: 1 }, new Rng(0));
+  assert.throws(
+    () => evaluateVqVaeOnTestSplit(grey, ds, 4, "tok/"),
+    /^Error: tok\/: the tokenizer reads 1-channel images but shapes has 3/,
   );
   await assert.rejects(
     trainVqVae({ ...SHAPES, datasetOptions: { ...SHAPES.datasetOptions, imageSize: 36 } }),

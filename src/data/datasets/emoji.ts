@@ -6,13 +6,15 @@
  *
  * Decoding ~2,000 PNGs takes seconds, so pixels are decoded once per image size and kept in
  * memory, and also in a disk cache: `<cacheDir>/emoji-google-<version>-<size>px-<count>.bin`,
- * where cacheDir defaults to $TRANSFUSION_CACHE_DIR or else `.cache/transfusion` under the
- * working directory. The cache is plain pixels; a file of the wrong length is rebuilt.
+ * where cacheDir defaults to `emoji/` in the package's cache folder (`cacheRoot()`:
+ * $TRANSFUSION_CACHE, else $XDG_CACHE_HOME/transfusion, else ~/.cache/transfusion). The cache
+ * is plain pixels; a file of the wrong length is rebuilt.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
+import { cacheRoot } from "../cache.js";
 import { decodeImage, writeFileAtomic } from "../image.js";
 import {
   checkIndex,
@@ -93,7 +95,7 @@ export function emojiSplitOf(shortName: string): SplitName {
 
 /** Returns the default folder for decoded-pixel caches. */
 export function defaultCacheDir(): string {
-  return resolve(process.env.TRANSFUSION_CACHE_DIR ?? join(process.cwd(), ".cache", "transfusion"));
+  return join(cacheRoot(), "emoji");
 }
 
 /**

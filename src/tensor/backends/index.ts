@@ -4,7 +4,7 @@
  */
 import type { Backend } from "./backend.js";
 import { jsBackend } from "./js.js";
-import { loadNativeBackend } from "./native.js";
+import { loadNativeBackend, nativeBuildHint } from "./native.js";
 
 export type BackendName = "js" | "native";
 
@@ -28,7 +28,7 @@ export function getBackend(name: BackendName): Backend {
   if (!n.backend) {
     throw new Error(
       `the native backend was requested but cannot load: ${n.error}. ` +
-        "Build it with `npm run build:native` (needs g++ and libopenblas-dev) or use TRANSFUSION_BACKEND=js.",
+        `To build it, ${nativeBuildHint()}; or use TRANSFUSION_BACKEND=js.`,
     );
   }
   return n.backend;
@@ -50,7 +50,7 @@ export function backend(): Backend {
     current = n.backend;
   } else {
     process.stderr.write(
-      `transfusion: native backend unavailable (${n.error}); using the slower js backend\n`,
+      `transfusion: native backend unavailable (${n.error}); using the slower js backend (to build it, ${nativeBuildHint()})\n`,
     );
     current = jsBackend;
   }

@@ -99,6 +99,19 @@ function packageRoot(): string {
   return join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 }
 
+/**
+ * Returns how to build the addon, phrased for where the package sits: inside a user's
+ * node_modules `npm run build:native` does not exist in their project, so the hint is
+ * `npm rebuild transfusion` there, and `npm run build:native` in a clone of this package.
+ */
+export function nativeBuildHint(root: string = packageRoot()): string {
+  const installed = root.split(/[\\/]/).includes("node_modules");
+  const how = installed
+    ? "run `npm rebuild transfusion` in your project"
+    : "run `npm run build:native`";
+  return `install g++ and libopenblas-dev, then ${how}`;
+}
+
 let addonCache: { addon: Addon | null; error: string | null } | null = null;
 
 function loadAddon(): { addon: Addon | null; error: string | null } {
