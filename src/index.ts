@@ -36,9 +36,9 @@ export { colourAndKindMatch } from "./eval/shapes.js";
 export { writeReport } from "./experiment/report.js";
 export { runExperiment } from "./experiment/run.js";
 export { EXPERIMENTS, getExperiment } from "./experiment/specs.js";
-export { type CompleteOptions, completeDocument } from "./generate/complete.js";
+
 export { generateBatch } from "./generate/generate.js";
-export { TransfusionPipeline } from "./generate/pipeline.js";
+export { type CompleteOptions, TransfusionPipeline } from "./generate/pipeline.js";
 export { loadVae, saveVae } from "./io/vae-files.js";
 export { loadVqVae, saveVqVae } from "./io/vqvae-files.js";
 // model

@@ -21,8 +21,8 @@ import {
   trainingFlagOptions,
 } from "./args.js";
 import { addAlias, addRunFlags } from "./flags.js";
-import { endProgress, fmt, printJson, progressLine, table } from "./output.js";
-import { formatDuration } from "./progress.js";
+import { fmt, printJson, table } from "./output.js";
+import { stageProgress } from "./progress.js";
 
 /** Returns table rows for a report's accuracies. */
 function accuracyRows(r: {
@@ -91,20 +91,15 @@ export function registerClassifier(program: Command): void {
       o.data === "shapes" ? (o.shapesDifficulty ?? "medium") : undefined;
     const dir: string =
       o.out ?? join(defaultClassifierRoot(), classifierDirName(o.data, difficulty));
-    const progress = progressLine(Boolean(o.quiet));
+    const stage = stageProgress(Boolean(o.quiet));
     const { report } = await trainClassifier({
       dataset: o.data,
       ...(difficulty ? { difficulty } : {}),
       ...trainingFlagOptions(o),
       ...(o.evalCount !== undefined ? { testImages: o.evalCount } : {}),
       outDir: dir,
-      onProgress: (p) =>
-        progress(
-          `classifier step ${p.step}/${p.steps}  loss ${fmt(p.loss, 4)}  lr ${p.lr.toExponential(1)}  ` +
-            `${formatDuration(p.seconds)} elapsed, ETA ${formatDuration(p.etaSeconds)}`,
-        ),
+      onProgress: (p) => stage("training the classifier", p.step, p.steps, p.etaSeconds),
     });
-    endProgress();
     if (o.json) {
       printJson({ ...report, dir });
       return;

@@ -6,7 +6,6 @@
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { writeFileAtomic } from "../data/image.js";
-import { completeDocument } from "../generate/complete.js";
 import { TransfusionPipeline } from "../generate/pipeline.js";
 import { parseInteger, parseNonNegativeNumber, parsePositiveNumber } from "./args.js";
 import {
@@ -18,7 +17,8 @@ import {
 } from "./flags.js";
 import { pngText, pngWithText, settingsRecord } from "./generate.js";
 import { removePrevious, writeManifest } from "./manifest.js";
-import { endProgress, printJson, progressLine } from "./output.js";
+import { printJson } from "./output.js";
+import { stageProgress } from "./progress.js";
 
 export const COMPLETE_MANIFEST = "complete.json";
 
@@ -70,19 +70,17 @@ export function registerComplete(program: Command): void {
     const checkpoint = checkpointFolder(o.checkpoint);
     const p = TransfusionPipeline.load(checkpoint);
     const settings = settingsRecord(p, checkpoint, o);
-    const progress = progressLine(Boolean(o.json));
-    const parts = completeDocument(
-      p,
+    const stage = stageProgress(Boolean(o.json));
+    const parts = p.generate(
       { parts: [{ text: prompt }] },
       {
         ...imageOptions(o),
         sampling: { temperature: o.temperature, topK: o.topK, topP: o.topP },
         maxNewTokens: o.maxTokens,
         maxImages: o.maxImages,
-        onImageStep: (_row, step, steps) => progress(`drawing an image: ${step}/${steps}`),
+        onImageStep: (_row, step, steps) => stage("drawing an image", step, steps),
       },
     );
-    endProgress();
 
     const out = resolve(o.out);
     removePrevious(out, COMPLETE_MANIFEST);

@@ -19,7 +19,15 @@ import {
   checkpointFolder,
   imageOptions,
 } from "./flags.js";
-import { endProgress, fmt, printJson, progressLine, table } from "./output.js";
+import { fmt, printJson, table } from "./output.js";
+import { stageProgress } from "./progress.js";
+
+/** How the evaluation's stages are named in progress lines. */
+const EVAL_LABELS = {
+  images: "drawing images",
+  captions: "captioning",
+  text: "scoring held-out text",
+} as const;
 
 /** What a checkpoint records about its data (older checkpoints: only `data`). */
 interface RunInfo {
@@ -128,7 +136,7 @@ export function registerEval(program: Command): void {
       imageSize: info.imageSize,
       ...(difficulty ? { difficulty } : {}),
     });
-    const say = progressLine(false);
+    const stage = stageProgress(false);
     let classifier = null;
     let classifierDir: string | null = null;
     if (o.classifier) {
@@ -140,9 +148,9 @@ export function registerEval(program: Command): void {
         ...(difficulty ? { difficulty } : {}),
         imageSize: info.imageSize,
         ...(o.classifierRoot ? { root: o.classifierRoot } : {}),
-        onProgress: (p) => say(`training the evaluation classifier: step ${p.step}/${p.steps}`),
+        onProgress: (p) =>
+          stage("training the evaluation classifier", p.step, p.steps, p.etaSeconds),
       });
-      endProgress();
       if (c.trained) {
         process.stderr.write(
           `» trained the ${data} evaluation classifier (held-out accuracy ${c.report.accuracy.toFixed(3)}) → ${c.dir}\n`,
@@ -166,9 +174,8 @@ export function registerEval(program: Command): void {
       textCorpus,
       textBytes: o.textBytes,
       classifier,
-      onProgress: (what, done, total) => say(`${what}: ${done}/${total}`),
+      onProgress: (what, done, total) => stage(EVAL_LABELS[what], done, total),
     });
-    endProgress();
     const out = resolve(o.out ?? join(dirname(resolve(pipeline.source)), "eval"));
     mkdirSync(out, { recursive: true });
     const files = await writeScoredGrids(out, r);

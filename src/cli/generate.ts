@@ -20,7 +20,8 @@ import {
   imageOptions,
 } from "./flags.js";
 import { removePrevious, writeManifest } from "./manifest.js";
-import { endProgress, printJson, progressLine } from "./output.js";
+import { printJson } from "./output.js";
+import { stageProgress } from "./progress.js";
 import { version } from "./version.js";
 
 export const GENERATE_MANIFEST = "generate.json";
@@ -123,7 +124,7 @@ export function registerGenerate(program: Command): void {
         file: `${String(promptIndex).padStart(3, "0")}-s${(o.seed as number) + k}.png`,
       })),
     );
-    const progress = progressLine(Boolean(o.json));
+    const stage = stageProgress(Boolean(o.json));
     // One call per image, each as sample 0 of its seed, so that `NNN-sK.png` is exactly
     // what `generate "<caption>" --seed K` draws on its own.
     const images: Image[] = [];
@@ -132,11 +133,10 @@ export function registerGenerate(program: Command): void {
         ...imageOptions(o),
         seed: job.seed,
         onImageStep: (_row, step, steps) =>
-          progress(`image ${j + 1}/${jobs.length}: denoising ${step}/${steps}`),
+          stage(`drawing image ${j + 1}/${jobs.length}`, step, steps),
       });
       images.push(drawn[0]!);
     }
-    endProgress();
 
     const out = resolve(o.out);
     removePrevious(out, GENERATE_MANIFEST);

@@ -30,9 +30,3 @@ export function endProgress(): void {
 export function fmt(n: number | null, digits = 2): string {
   return n === null ? "n/a" : n.toFixed(digits);
 }
-
-/** Returns "m:ss" for a number of seconds. */
-export function clock(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
-}

@@ -19,6 +19,37 @@ export function bar(fraction: number, width = 24): string {
 }
 
 /**
+ * Returns a progress reporter for counted stages (encoding images, training a tokenizer or a
+ * classifier, drawing images): on a terminal an updating bar with the ETA, and when output is
+ * redirected one line per stage, when it completes — not one per step.
+ */
+export function stageProgress(
+  quiet: boolean,
+): (label: string, done: number, total: number, etaSeconds?: number, detail?: string) => void {
+  if (quiet) return () => {};
+  const tty = process.stderr.isTTY === true;
+  const started = new Map<string, number>();
+  return (label, done, total, etaSeconds, detail) => {
+    const more = detail ? `  ${detail}` : "";
+    const now = Date.now();
+    if (!started.has(label)) started.set(label, now);
+    const seconds = (now - started.get(label)!) / 1000;
+    if (tty) {
+      const eta = etaSeconds ?? (done > 0 ? (seconds / done) * (total - done) : Number.NaN);
+      process.stderr.write(
+        `\r\x1b[2K${label} ${bar(total > 0 ? done / total : 1)} ${done}/${total}${more} ETA ${formatDuration(eta)}`,
+      );
+      if (done >= total) process.stderr.write("\n");
+    } else if (done >= total) {
+      process.stderr.write(`${label}: ${total}/${total}${more} in ${formatDuration(seconds)}\n`);
+    }
+    if (done >= total) started.delete(label);
+  };
+}
+
+const PROGRESS_LABELS = { tokenizer: "tokenizer merges", encode: "encoding images" } as const;
+
+/**
  * Returns an event handler that draws run progress on stderr: an updating line on a terminal,
  * and one line every `plainEvery` steps (plus stage messages) when output is redirected.
  */
@@ -36,8 +67,13 @@ export function runProgress(quiet: boolean, plainEvery = 50): (e: RunEvent) => v
     if (open) process.stderr.write("\n");
     open = false;
   };
+  const stage = stageProgress(false);
   return (e) => {
     switch (e.kind) {
+      case "progress":
+        close();
+        stage(PROGRESS_LABELS[e.stage], e.done, e.total, e.etaSeconds);
+        return;
       case "stage":
         close();
         process.stderr.write(`» ${e.message}\n`);

@@ -17,7 +17,8 @@ import {
   trainingFlagOptions,
 } from "./args.js";
 import { addAlias, addRunFlags } from "./flags.js";
-import { clock, endProgress, fmt, printJson, progressLine, table } from "./output.js";
+import { fmt, printJson, table } from "./output.js";
+import { stageProgress } from "./progress.js";
 
 export function registerVae(program: Command): void {
   const vae = program
@@ -61,7 +62,7 @@ export function registerVae(program: Command): void {
     )
     .option("--seed <n>", "random seed (default 0)", (v) => parseInteger(v, "--seed", 0));
   addRunFlags(train, { quiet: true }).action(async (o) => {
-    const progress = progressLine(Boolean(o.quiet));
+    const stage = stageProgress(Boolean(o.quiet));
     const config = {
       // GroupNorm groups: the largest of 8, 4, 2, 1 that divides the width.
       ...(o.width !== undefined
@@ -78,12 +79,14 @@ export function registerVae(program: Command): void {
       ...(o.klWeight !== undefined ? { klWeight: o.klWeight } : {}),
       ...(o.recon !== undefined ? { recon: o.recon as ReconLoss } : {}),
       onProgress: (p) =>
-        progress(
-          `vae step ${p.step}/${p.steps}  loss ${fmt(p.loss, 4)}  recon ${fmt(p.recon, 4)}  kl ${fmt(p.kl, 2)}  ` +
-            `lr ${p.lr.toExponential(1)}  ${clock(p.seconds)} elapsed, ETA ${clock(p.etaSeconds)}`,
+        stage(
+          "training the VAE",
+          p.step,
+          p.steps,
+          p.etaSeconds,
+          `loss ${fmt(p.loss, 4)}  recon ${fmt(p.recon, 4)}  kl ${fmt(p.kl, 2)}  lr ${p.lr.toExponential(1)}`,
         ),
     });
-    endProgress();
     const summary = {
       psnr: r.psnr,
       steps: r.steps,

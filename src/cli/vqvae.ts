@@ -18,7 +18,8 @@ import {
   trainingFlagOptions,
 } from "./args.js";
 import { addRunFlags } from "./flags.js";
-import { clock, endProgress, fmt, printJson, progressLine, table } from "./output.js";
+import { fmt, printJson, table } from "./output.js";
+import { stageProgress } from "./progress.js";
 
 /** Returns the dataset options of the flags, refusing --shapes-difficulty for other data. */
 function datasetOptions(
@@ -110,7 +111,7 @@ export function registerVqVae(program: Command): void {
     )
     .option("--seed <n>", "random seed (default 0)", (v) => parseInteger(v, "--seed", 0));
   addRunFlags(train, { quiet: true }).action(async (o) => {
-    const progress = progressLine(Boolean(o.quiet));
+    const stage = stageProgress(Boolean(o.quiet));
     const r = await trainVqVae({
       data: o.data,
       datasetOptions: datasetOptions(o.data, o),
@@ -122,13 +123,14 @@ export function registerVqVae(program: Command): void {
       },
       ...trainingFlagOptions(o),
       onProgress: (p) =>
-        progress(
-          `vqvae step ${p.step}/${p.steps}  loss ${fmt(p.loss, 4)}  recon ${fmt(p.recon, 4)}  ` +
-            `live codes ${fmt(100 * p.live, 0)}%  lr ${p.lr.toExponential(1)}  ` +
-            `${clock(p.seconds)} elapsed, ETA ${clock(p.etaSeconds)}`,
+        stage(
+          "training the VQ tokenizer",
+          p.step,
+          p.steps,
+          p.etaSeconds,
+          `loss ${fmt(p.loss, 4)}  recon ${fmt(p.recon, 4)}  live codes ${fmt(100 * p.live, 0)}%  lr ${p.lr.toExponential(1)}`,
         ),
     });
-    endProgress();
     const K = r.vqvae.config.codebookSize;
     if (o.json) {
       const { psnr, usage, perplexity, steps, seconds, restarts, files } = r;

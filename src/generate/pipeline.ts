@@ -67,6 +67,16 @@ export const DEFAULT_IMAGE_OPTIONS: ImageOptions = {
   x0Clip: 3,
 };
 
+/** Options of `TransfusionPipeline.generate`: the image settings plus text sampling. */
+export interface CompleteOptions extends Partial<ImageOptions> {
+  /** How text tokens are chosen (default greedy). */
+  sampling?: TextSampling;
+  /** New text tokens at most, images not counted (default 64). */
+  maxNewTokens?: number;
+  /** Images at most (default 2); 0 never starts one. */
+  maxImages?: number;
+}
+
 export interface GeneratedPart {
   text?: string;
   image?: Image;
@@ -315,34 +325,35 @@ export class TransfusionPipeline {
   }
 
   /**
-   * Returns the continuation of a mixed document: text sampled token by token, images drawn
-   * whenever the model emits BOI (one row; the document's images are used as clean latents).
+   * Returns the continuation of a mixed document as parts in order: text sampled token by
+   * token, an image drawn whenever the model emits BOI (one row; the document's images are read
+   * as clean latents). Every image setting is honoured, guidance included: the unconditional
+   * branch holds the prompt without its text and then the same generated tokens. Deterministic
+   * for a seed.
    */
-  generate(
-    doc: Document,
-    options: Partial<ImageOptions> & {
-      maxNewTokens?: number;
-      sampling?: TextSampling;
-      maxImages?: number;
-    } = {},
-  ): GeneratedPart[] {
+  generate(doc: Document, options: CompleteOptions = {}): GeneratedPart[] {
     const o = { ...DEFAULT_IMAGE_OPTIONS, ...options };
+    const maxImages = options.maxImages ?? 2;
+    if (!Number.isInteger(maxImages) || maxImages < 0)
+      throw new Error(`generate: maxImages must be an integer ≥ 0, got ${maxImages}`);
     const images = doc.parts.flatMap((p) => ("image" in p ? [p.image] : []));
     const prompt = this.imageSegments(images);
     let k = 0;
     const segments: Segment[] = doc.parts.map((p) =>
       "text" in p ? { text: this.tokenizer.encode(p.text) } : prompt.segments[k++]!,
     );
+    // A text-only model has no decoder for an image it might start.
+    const canDraw = this.hasImages && maxImages > 0;
     const rows = generateBatch(this.model, [{ segments }], prompt.latents, this.special, {
       sampling: options.sampling ?? GREEDY,
       maxNewTokens: options.maxNewTokens ?? 64,
-      // A text-only model has no decoder for an image it might start.
-      images: this.hasImages ? "allow" : "forbid",
+      images: canDraw ? "allow" : "forbid",
       stopAfterImage: false,
-      maxImages: options.maxImages ?? 2,
+      maxImages,
       sampler: this.sampler(o),
-      guidanceScale: null,
+      guidanceScale: o.guidanceScale,
       seed: o.seed,
+      ...(o.onImageStep ? { onImageStep: o.onImageStep } : {}),
     });
     return rows[0]!.parts.map((p) =>
       "text" in p

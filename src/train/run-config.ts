@@ -83,6 +83,9 @@ function checkSection(
   return value as Record<string, unknown>;
 }
 
+/** Fields for which 0 means nothing (a run of no steps, a learning rate of 0). */
+const POSITIVE = new Set(["train.steps", "train.maxLr", "mixer.maxTextChunk"]);
+
 function checkNumbers(
   section: string,
   obj: Record<string, unknown>,
@@ -91,9 +94,10 @@ function checkNumbers(
 ): void {
   for (const [k, v] of Object.entries(obj)) {
     if (v === null && nullable.includes(k)) continue;
-    if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
+    const positive = POSITIVE.has(`${section}.${k}`);
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (positive && v === 0)) {
       throw new Error(
-        `${source}: field "${section}.${k}" must be a number ≥ 0, got ${JSON.stringify(v)}`,
+        `${source}: field "${section}.${k}" must be a number ${positive ? "> 0" : "≥ 0"}, got ${JSON.stringify(v)}`,
       );
     }
   }
