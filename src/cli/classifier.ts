@@ -13,14 +13,8 @@ import {
   measureClassifier,
   trainClassifier,
 } from "../eval/classifier.js";
-import {
-  parseChoice,
-  parseInteger,
-  parsePositiveNumber,
-  parseShapesDifficulty,
-  trainingFlagOptions,
-} from "./args.js";
-import { addAlias, addRunFlags } from "./flags.js";
+import { parseChoice, parseInteger, parseShapesDifficulty, trainingFlagOptions } from "./args.js";
+import { addAlias, addRunFlags, addTrainerFlags } from "./flags.js";
 import { fmt, printJson, table } from "./output.js";
 import { stageProgress } from "./progress.js";
 
@@ -67,21 +61,13 @@ export function registerClassifier(program: Command): void {
       "--out <dir>",
       "output folder (default: classifiers/<dataset>[-<difficulty>] in the cache folder, see README 'Caches')",
     )
-    .option("--steps <n>", `training steps (default ${CLASSIFIER_TRAIN_DEFAULTS.steps})`, (v) =>
-      parseInteger(v, "--steps", 1),
-    )
-    .option("--batch <n>", `batch size (default ${CLASSIFIER_TRAIN_DEFAULTS.batchSize})`, (v) =>
-      parseInteger(v, "--batch", 1),
-    )
-    .option("--lr <x>", `peak learning rate (default ${CLASSIFIER_TRAIN_DEFAULTS.lr})`, (v) =>
-      parsePositiveNumber(v, "--lr"),
-    )
     .option(
       "--eval-count <n>",
       `held-out images measured after training (default ${CLASSIFIER_TRAIN_DEFAULTS.testImages})`,
       (v) => parseInteger(v, "--eval-count", 1),
     )
     .option("--seed <n>", "random seed (default 0)", (v) => parseInteger(v, "--seed", 0));
+  addTrainerFlags(train, CLASSIFIER_TRAIN_DEFAULTS);
   addAlias(train, "--batch", "--batch-size");
   addAlias(train, "--eval-count", "--test-images");
   addRunFlags(train, { quiet: true }).action(async (o) => {

@@ -9,7 +9,13 @@ import type { SamplerKind } from "../diffusion/config.js";
 import { DEFAULT_IMAGE_OPTIONS, type ImageOptions } from "../generate/pipeline.js";
 import { MODEL_FILE, resolveCheckpointDir } from "../io/checkpoint.js";
 import { setBackend } from "../tensor/backends/index.js";
-import { parseBackend, parseInteger, parseNonNegativeNumber, parseSampler } from "./args.js";
+import {
+  parseBackend,
+  parseInteger,
+  parseNonNegativeNumber,
+  parsePositiveNumber,
+  parseSampler,
+} from "./args.js";
 
 /**
  * Returns cmd with --backend (applied before the action runs), --json and, when `quiet`,
@@ -169,4 +175,34 @@ export function addAlias(cmd: Command, canonical: string, alias: string): Comman
     cmd.setOptionValueWithSource(key, value, "cli");
   });
   return cmd;
+}
+
+/**
+ * Returns `cmd` with the flags every trainer of a small image model takes — `--steps`,
+ * `--batch`, `--lr` with their defaults shown, and with `grid` also `--grid-every` and
+ * `--seed` — read back by `trainingFlagOptions`.
+ */
+export function addTrainerFlags(
+  cmd: Command,
+  defaults: { steps: number; batchSize: number; lr: number },
+  { grid = false } = {},
+): Command {
+  cmd
+    .option("--steps <n>", `training steps (default ${defaults.steps})`, (v) =>
+      parseInteger(v, "--steps", 1),
+    )
+    .option("--batch <n>", `batch size (default ${defaults.batchSize})`, (v) =>
+      parseInteger(v, "--batch", 1),
+    )
+    .option("--lr <x>", `peak learning rate (default ${defaults.lr})`, (v) =>
+      parsePositiveNumber(v, "--lr"),
+    );
+  if (!grid) return cmd;
+  return cmd
+    .option(
+      "--grid-every <n>",
+      "write a reconstruction grid every n steps (0, the default: only at the end)",
+      (v) => parseInteger(v, "--grid-every", 0),
+    )
+    .option("--seed <n>", "random seed (default 0)", (v) => parseInteger(v, "--seed", 0));
 }

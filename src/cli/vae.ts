@@ -13,10 +13,9 @@ import {
   parseDataName,
   parseInteger,
   parseNonNegativeNumber,
-  parsePositiveNumber,
   trainingFlagOptions,
 } from "./args.js";
-import { addAlias, addRunFlags } from "./flags.js";
+import { addAlias, addRunFlags, addTrainerFlags } from "./flags.js";
 import { fmt, printJson, table } from "./output.js";
 import { stageProgress } from "./progress.js";
 
@@ -31,15 +30,6 @@ export function registerVae(program: Command): void {
     )
     .requiredOption("--data <name>", `dataset: ${DATASET_NAMES.join(", ")}`, parseDataName)
     .requiredOption("--out <dir>", "output folder")
-    .option("--steps <n>", `training steps (default ${VAE_TRAIN_DEFAULTS.steps})`, (v) =>
-      parseInteger(v, "--steps", 1),
-    )
-    .option("--batch <n>", `batch size (default ${VAE_TRAIN_DEFAULTS.batchSize})`, (v) =>
-      parseInteger(v, "--batch", 1),
-    )
-    .option("--lr <x>", `peak learning rate (default ${VAE_TRAIN_DEFAULTS.lr})`, (v) =>
-      parsePositiveNumber(v, "--lr"),
-    )
     .option("--kl-weight <x>", `KL weight (default ${VAE_TRAIN_DEFAULTS.klWeight})`, (v) =>
       parseNonNegativeNumber(v, "--kl-weight"),
     )
@@ -54,13 +44,8 @@ export function registerVae(program: Command): void {
     )
     .option("--latent-channels <n>", "latent channels (default 4)", (v) =>
       parseInteger(v, "--latent-channels", 1),
-    )
-    .option(
-      "--grid-every <n>",
-      "write a reconstruction grid every n steps (0, the default: only at the end)",
-      (v) => parseInteger(v, "--grid-every", 0),
-    )
-    .option("--seed <n>", "random seed (default 0)", (v) => parseInteger(v, "--seed", 0));
+    );
+  addTrainerFlags(train, VAE_TRAIN_DEFAULTS, { grid: true });
   addRunFlags(train, { quiet: true }).action(async (o) => {
     const stage = stageProgress(Boolean(o.quiet));
     const config = {

@@ -10,14 +10,8 @@ import {
   trainVqVae,
   VQVAE_TRAIN_DEFAULTS,
 } from "../train/vqvae-train.js";
-import {
-  parseDataName,
-  parseInteger,
-  parsePositiveNumber,
-  parseShapesDifficulty,
-  trainingFlagOptions,
-} from "./args.js";
-import { addRunFlags } from "./flags.js";
+import { parseDataName, parseInteger, parseShapesDifficulty, trainingFlagOptions } from "./args.js";
+import { addRunFlags, addTrainerFlags } from "./flags.js";
 import { fmt, printJson, table } from "./output.js";
 import { stageProgress } from "./progress.js";
 
@@ -78,15 +72,6 @@ export function registerVqVae(program: Command): void {
     )
     .requiredOption("--data <name>", `dataset: ${DATASET_NAMES.join(", ")}`, parseDataName)
     .requiredOption("--out <dir>", "output folder")
-    .option("--steps <n>", `training steps (default ${VQVAE_TRAIN_DEFAULTS.steps})`, (v) =>
-      parseInteger(v, "--steps", 1),
-    )
-    .option("--batch <n>", `batch size (default ${VQVAE_TRAIN_DEFAULTS.batchSize})`, (v) =>
-      parseInteger(v, "--batch", 1),
-    )
-    .option("--lr <x>", `peak learning rate (default ${VQVAE_TRAIN_DEFAULTS.lr})`, (v) =>
-      parsePositiveNumber(v, "--lr"),
-    )
     .option("--codebook-size <k>", "number of codes (default 512)", (v) =>
       parseInteger(v, "--codebook-size", 1),
     )
@@ -103,13 +88,8 @@ export function registerVqVae(program: Command): void {
     )
     .option("--image-size <n>", "image side in pixels (default: the dataset's)", (v) =>
       parseInteger(v, "--image-size", 1),
-    )
-    .option(
-      "--grid-every <n>",
-      "write a reconstruction grid every n steps (0, the default: only at the end)",
-      (v) => parseInteger(v, "--grid-every", 0),
-    )
-    .option("--seed <n>", "random seed (default 0)", (v) => parseInteger(v, "--seed", 0));
+    );
+  addTrainerFlags(train, VQVAE_TRAIN_DEFAULTS, { grid: true });
   addRunFlags(train, { quiet: true }).action(async (o) => {
     const stage = stageProgress(Boolean(o.quiet));
     const r = await trainVqVae({

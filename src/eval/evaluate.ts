@@ -117,6 +117,22 @@ function heldOut(dataset: ImageTextDataset, from: number, n: number): Example[] 
   return Array.from({ length: n }, (_, i) => test.get(from + i));
 }
 
+/** Returns the layout of `docs` (each ended by the end-of-document token) in rows as long as the longest. */
+function packHeldOut(pipeline: TransfusionPipeline, docs: readonly TokenDocument[]) {
+  const g = pipeline.config.latentSize / pipeline.config.patchSize;
+  const sp = pipeline.special;
+  const seqLen = Math.max(...docs.map((d) => documentLength(d, { gridH: g, gridW: g }) + 1));
+  return packDocuments(docs, {
+    seqLen,
+    gridH: g,
+    gridW: g,
+    boiId: sp.boiId,
+    eoiId: sp.eoiId,
+    padId: sp.padId,
+    eodId: sp.eodId,
+  }).layout;
+}
+
 /**
  * Returns the mean cross-entropy (nats per token) of each example's caption, end of document
  * included, teacher-forced after its clean image (t = 0), as captioning sees it.
@@ -127,8 +143,6 @@ export function captionLoss(
   batch = 25,
 ): number {
   const c = pipeline.config;
-  const g = c.latentSize / c.patchSize;
-  const sp = pipeline.special;
   let nats = 0;
   let tokens = 0;
   for (let at = 0; at < examples.length; at += batch) {
@@ -137,16 +151,7 @@ export function captionLoss(
     const docs: TokenDocument[] = chunk.map((e, i) => ({
       segments: [images.segments[i]!, { text: pipeline.tokenizer.encode(e.caption) }],
     }));
-    const seqLen = Math.max(...docs.map((d) => documentLength(d, { gridH: g, gridW: g }) + 1));
-    const { layout } = packDocuments(docs, {
-      seqLen,
-      gridH: g,
-      gridW: g,
-      boiId: sp.boiId,
-      eoiId: sp.eoiId,
-      padId: sp.padId,
-      eodId: sp.eodId,
-    });
+    const layout = packHeldOut(pipeline, docs);
     const xt = isDiscrete(c)
       ? null
       : new Tensor(images.latents, [chunk.length, c.latentChannels, c.latentSize, c.latentSize]);
@@ -179,8 +184,6 @@ export function heldOutImageLoss(
   batch = 25,
 ): number {
   const c = pipeline.config;
-  const g = c.latentSize / c.patchSize;
-  const sp = pipeline.special;
   const schedule = cosineSchedule({ T: c.diffusionSteps });
   const rng = new Rng(mixSeed(2024, 0, 17));
   let total = 0;
@@ -196,16 +199,7 @@ export function heldOutImageLoss(
         segments: [{ text: pipeline.tokenizer.encode(e.caption) }, "image" in s ? { ...s, t } : s],
       };
     });
-    const seqLen = Math.max(...docs.map((d) => documentLength(d, { gridH: g, gridW: g }) + 1));
-    const { layout } = packDocuments(docs, {
-      seqLen,
-      gridH: g,
-      gridW: g,
-      boiId: sp.boiId,
-      eoiId: sp.eoiId,
-      padId: sp.padId,
-      eodId: sp.eodId,
-    });
+    const layout = packHeldOut(pipeline, docs);
     const parts = noGrad(() =>
       transfusionLoss(pipeline.model, { layout, latents: images.latents }, schedule, rng),
     );
