@@ -4,6 +4,7 @@ import { type BackendName, setBackend, tryNativeBackend } from "../src/tensor/ba
 import { Rng } from "../src/tensor/rng.js";
 import { readSafetensorsFile, writeSafetensorsFile } from "../src/tensor/safetensors.js";
 import { noGrad, type Tensor } from "../src/tensor/tensor.js";
+import type { RunEvent, RunOptions } from "../src/train/run.js";
 
 /** Returns the backends available here: js always, native when the addon is built. */
 export function availableBackends(): BackendName[] {
@@ -117,4 +118,28 @@ export function editSafetensors(
   }
   edit(tensors);
   writeSafetensorsFile(path, tensors, f.metadata);
+}
+
+/** Returns the options of a tiny run (1-layer model, 3-step VAE) on `data`, events collected. */
+export function tinyRunOptions(
+  data: string,
+  out: string,
+  steps: number,
+  events: RunEvent[] = [],
+): RunOptions {
+  return {
+    data,
+    out,
+    preset: "tiny",
+    model: { dim: 32, layers: 1, heads: 2, mlpHidden: 64, patchSize: 4 },
+    seqLen: 64,
+    rows: 2,
+    vocabSize: 300,
+    textCorpus: null,
+    vae: { steps: 3, batchSize: 4, config: { baseChannels: 8, groups: 4 } },
+    train: { steps, checkpointEvery: 2, warmupSteps: 1 },
+    sampleEvery: 0,
+    sampleCaptions: ["a large red circle"],
+    onEvent: (e) => events.push(e),
+  };
 }

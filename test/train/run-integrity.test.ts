@@ -20,10 +20,10 @@ import { trainBpe } from "../../src/data/bpe-train.js";
 import { getDataset } from "../../src/data/datasets/index.js";
 import { type Document, writeDocuments } from "../../src/data/documents.js";
 import { TransfusionPipeline } from "../../src/generate/pipeline.js";
-import { type RunEvent, type RunOptions, runTraining } from "../../src/train/run.js";
+import { type RunEvent, runTraining } from "../../src/train/run.js";
 import { checkRunOptions } from "../../src/train/run-checks.js";
 import { appendHistory, readHistory } from "../../src/train/run-log.js";
-import { editSafetensors } from "../helpers.js";
+import { editSafetensors, tinyRunOptions } from "../helpers.js";
 
 const root = mkdtempSync(join(tmpdir(), "tf-integrity-"));
 
@@ -43,23 +43,7 @@ async function docsFile(dir: string, n = 12): Promise<string> {
   return file;
 }
 
-function options(data: string, out: string, steps: number, events: RunEvent[] = []): RunOptions {
-  return {
-    data,
-    out,
-    preset: "tiny",
-    model: { dim: 32, layers: 1, heads: 2, mlpHidden: 64, patchSize: 4 },
-    seqLen: 64,
-    rows: 2,
-    vocabSize: 300,
-    textCorpus: null,
-    vae: { steps: 3, batchSize: 4, config: { baseChannels: 8, groups: 4 } },
-    train: { steps, checkpointEvery: 2, warmupSteps: 1 },
-    sampleEvery: 0,
-    sampleCaptions: ["a large red circle"],
-    onEvent: (e) => events.push(e),
-  };
-}
+const options = tinyRunOptions;
 
 let fixture: Promise<{ file: string; run: string }> | null = null;
 

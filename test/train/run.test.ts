@@ -14,7 +14,8 @@ import { test } from "node:test";
 import { getDataset } from "../../src/data/datasets/index.js";
 import { type Document, writeDocuments } from "../../src/data/documents.js";
 import { TransfusionPipeline } from "../../src/generate/pipeline.js";
-import { type RunEvent, type RunOptions, runTraining } from "../../src/train/run.js";
+import { type RunEvent, runTraining } from "../../src/train/run.js";
+import { tinyRunOptions } from "../helpers.js";
 
 async function docsFile(dir: string): Promise<string> {
   const ds = await getDataset("shapes");
@@ -35,23 +36,7 @@ async function docsFile(dir: string): Promise<string> {
   return file;
 }
 
-function options(data: string, out: string, steps: number, events: RunEvent[]): RunOptions {
-  return {
-    data,
-    out,
-    preset: "tiny",
-    model: { dim: 32, layers: 1, heads: 2, mlpHidden: 64, patchSize: 4 },
-    seqLen: 64,
-    rows: 2,
-    vocabSize: 300,
-    textCorpus: null,
-    vae: { steps: 3, batchSize: 4, config: { baseChannels: 8, groups: 4 } },
-    train: { steps, checkpointEvery: 2, warmupSteps: 1 },
-    sampleEvery: 0,
-    sampleCaptions: ["a large red circle"],
-    onEvent: (e) => events.push(e),
-  };
-}
+const options = tinyRunOptions;
 
 test("train on a JSONL file, resume, then generate and caption from the checkpoint", async () => {
   const dir = mkdtempSync(join(tmpdir(), "tf-run-"));
