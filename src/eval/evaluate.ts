@@ -19,7 +19,8 @@ import {
   type ImageOptions,
   type TransfusionPipeline,
 } from "../generate/pipeline.js";
-import { isDiscrete } from "../model/config.js";
+import { isDiscrete, type TransfusionConfig, textVocab } from "../model/config.js";
+import type { SequenceLayout } from "../model/layout.js";
 import { transfusionLoss } from "../model/loss.js";
 import { crossEntropy } from "../tensor/ops/nn.js";
 import { mixSeed, Rng } from "../tensor/rng.js";
@@ -117,6 +118,22 @@ function heldOut(dataset: ImageTextDataset, from: number, n: number): Example[] 
   return Array.from({ length: n }, (_, i) => test.get(from + i));
 }
 
+/**
+ * Returns the flattened positions whose target is a text token: a discrete model's image codes
+ * are targets in the layout too (BOI and each code predict the next code), but not text.
+ */
+export function textTargetRows(
+  layout: SequenceLayout,
+  c: Pick<TransfusionConfig, "vocab" | "imageCodes">,
+): Int32Array {
+  const firstCode = textVocab(c);
+  const rows: number[] = [];
+  layout.textTargets.forEach((t, i) => {
+    if (t >= 0 && t < firstCode) rows.push(i);
+  });
+  return Int32Array.from(rows);
+}
+
 /** Returns the layout of `docs` (each ended by the end-of-document token) in rows as long as the longest. */
 function packHeldOut(pipeline: TransfusionPipeline, docs: readonly TokenDocument[]) {
   const g = pipeline.config.latentSize / pipeline.config.patchSize;
@@ -156,8 +173,10 @@ export function captionLoss(
       ? null
       : new Tensor(images.latents, [chunk.length, c.latentChannels, c.latentSize, c.latentSize]);
     noGrad(() => {
+      const textRows = textTargetRows(layout, c);
       const out = pipeline.model.forward(layout, xt, new Array(chunk.length).fill(0), {
         skipImagePred: true,
+        textRows,
       });
       if (!out.textLogits) return;
       const targets = Int32Array.from(out.textRows, (r) => layout.textTargets[r]!);

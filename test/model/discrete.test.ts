@@ -5,6 +5,7 @@ import { test } from "node:test";
 import { packDocuments, type TokenDocument } from "../../src/data/pack.js";
 import { DdimSampler } from "../../src/diffusion/samplers.js";
 import { cosineSchedule } from "../../src/diffusion/schedule.js";
+import { textTargetRows } from "../../src/eval/evaluate.js";
 import { DecodeState } from "../../src/generate/cache.js";
 import { generateBatch } from "../../src/generate/generate.js";
 import { GREEDY } from "../../src/generate/sampling.js";
@@ -49,6 +50,14 @@ test("a code run is laid out between BOI and EOI; its last code has no target", 
   // Caption → BOI, BOI → first code, codes → next code, last code → nothing, EOI → EOD.
   assert.deepEqual([...layout.textTargets], [6, 1, 20, 21, 22, 23, -1, 3, -1, -1]);
   assert.equal(layout.images.length, 0);
+});
+
+test("the caption loss reads only text targets, not the codes before the caption", () => {
+  const c = discreteConfig();
+  const doc: TokenDocument = { segments: [{ codes: [20, 21, 22, 23] }, { text: [5, 6, 7] }] };
+  const { layout } = packDocuments([doc], { ...PACK, seqLen: 12, eodId: 3 }, 1);
+  // Targets: BOI→20, 20→21, 21→22, 22→23, (23: none), EOI→5, 5→6, 6→7, 7→EOD.
+  assert.deepEqual([...textTargetRows(layout, c)], [5, 6, 7, 8]);
 });
 
 test("a discrete config needs patch 1, one channel and a vocabulary larger than its codes", () => {
