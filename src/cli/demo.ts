@@ -11,7 +11,7 @@ import { runTraining } from "../train/run.js";
 import { RUN_PRESETS } from "../train/run-config.js";
 import { parseInteger } from "./args.js";
 import { printJson } from "./output.js";
-import { formatDuration, runProgress } from "./progress.js";
+import { EVAL_LABELS, formatDuration, runProgress, stageProgress } from "./progress.js";
 import { addRunOptions, applyRunFlags, interruptFlag } from "./train.js";
 
 export function registerDemo(program: Command): void {
@@ -40,6 +40,7 @@ export function registerDemo(program: Command): void {
     const out = resolve(o.out);
     const flag = interruptFlag();
     const progress = runProgress(false);
+    const stage = stageProgress(false);
     let r: Awaited<ReturnType<typeof runTraining>>;
     try {
       r = await runTraining({
@@ -70,7 +71,7 @@ export function registerDemo(program: Command): void {
       image: { seed: 7 },
       textCorpus: null,
       classifier: null,
-      onProgress: (what, done, total) => process.stderr.write(`  ${what}: ${done}/${total}\n`),
+      onProgress: (what, done, total) => stage(EVAL_LABELS[what], done, total),
     });
     const files: Record<string, string> = { ...r.files, ...(await writeScoredGrids(out, ev)) };
     const minutes = (Date.now() - t0) / 60000;

@@ -20,14 +20,7 @@ import {
   imageOptions,
 } from "./flags.js";
 import { fmt, printJson, table } from "./output.js";
-import { stageProgress } from "./progress.js";
-
-/** How the evaluation's stages are named in progress lines. */
-const EVAL_LABELS = {
-  images: "drawing images",
-  captions: "captioning",
-  text: "scoring held-out text",
-} as const;
+import { EVAL_LABELS, stageProgress } from "./progress.js";
 
 /** What a checkpoint records about its data (older checkpoints: only `data`). */
 interface RunInfo {

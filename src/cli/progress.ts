@@ -47,6 +47,13 @@ export function stageProgress(
   };
 }
 
+/** How the evaluation's stages are named in progress lines. */
+export const EVAL_LABELS = {
+  images: "drawing images",
+  captions: "captioning",
+  text: "scoring held-out text",
+} as const;
+
 const PROGRESS_LABELS = { tokenizer: "tokenizer merges", encode: "encoding images" } as const;
 
 /**
