@@ -1,5 +1,5 @@
 /**
- * The training-data mixer (SPEC.md §5): builds each batch of packed sequences from image–caption
+ * The training-data mixer (docs/RECIPE.md §5): builds each batch of packed sequences from image–caption
  * pairs and plain text. Caption first 80% of the time (the caption dropped 10% of those, for
  * guidance), image first 20% (its timestep capped at 500), and plain-text documents added until
  * corpus text and image–caption positions reach the configured ratio.

@@ -1,6 +1,6 @@
 /**
  * Diffusion choices as plain config: which schedule the model trains on and which sampler
- * generates, with SPEC.md's defaults (cosine, T = 1000; respaced DDPM with 250 steps).
+ * generates, with the recipe's defaults (docs/RECIPE.md) (cosine, T = 1000; respaced DDPM with 250 steps).
  */
 import { FlowEulerSampler } from "./flow.js";
 import { DdimSampler, DdpmSampler, type Sampler } from "./samplers.js";

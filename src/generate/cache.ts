@@ -5,7 +5,7 @@
  *
  * An image block is evaluated without advancing the cache (`commit` false) once per denoising
  * step, so the model only ever sees the latest x_t; the final call with the clean latent commits
- * its keys/values, and text after the image attends to those (SPEC.md §6).
+ * its keys/values, and text after the image attends to those (docs/RECIPE.md §6).
  */
 import { documentLength, packDocuments, type TokenDocument } from "../data/pack.js";
 import { patchesPerImage } from "../model/config.js";

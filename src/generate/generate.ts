@@ -1,5 +1,5 @@
 /**
- * The mixed-modal decoding loop (SPEC.md §6): sample text token by token with a KV cache; when
+ * The mixed-modal decoding loop (docs/RECIPE.md §6): sample text token by token with a KV cache; when
  * BOI appears, append pure-noise patches and denoise them in place with the chosen sampler (it
  * must fit the model's objective: DDPM/DDIM for "ddpm", flow-euler for "flow"),
  * recomputing only the image block each step; then recompute the image's keys/values from the

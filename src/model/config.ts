@@ -1,5 +1,5 @@
 /**
- * The Transfusion model configuration: a typed object with SPEC.md's defaults, named presets,
+ * The Transfusion model configuration: a typed object with the recipe's defaults (docs/RECIPE.md), named presets,
  * and validation that names the offending field.
  */
 import { swigluHidden } from "../nn/transformer.js";

@@ -1,5 +1,5 @@
 /**
- * Patch encoders/decoders between noisy latents and the transformer width (SPEC.md §3):
+ * Patch encoders/decoders between noisy latents and the transformer width (docs/RECIPE.md §3):
  * linear (one linear layer each way, the timestep embedding added to every patch embedding in
  * model width — or, for checkpoints made before that option, to the patch vector) and
  * U-Net (down blocks to a k-downsampled grid of d-vectors, up blocks back, skip connections

@@ -1,5 +1,5 @@
 /**
- * The Transfusion loss (SPEC.md §1): L = L_LM + λ·L_DDPM. L_LM is the mean cross-entropy over
+ * The Transfusion loss (docs/RECIPE.md §1): L = L_LM + λ·L_DDPM. L_LM is the mean cross-entropy over
  * text targets; L_DDPM is, per image, the mean squared error between predicted and true noise
  * over all latent elements, then the mean over the images that diffuse. With the flow objective
  * (config `objective: "flow"`) the same reduction is taken against the velocity ε − x0.

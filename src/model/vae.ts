@@ -1,5 +1,5 @@
 /**
- * The image VAE (SPEC.md §3): a small convolutional KL-regularised autoencoder that maps an
+ * The image VAE (docs/RECIPE.md §3): a small convolutional KL-regularised autoencoder that maps an
  * image [C, H, W] in [−1, 1] to a latent grid [latentChannels, H/2^levels, W/2^levels].
  * Transfusion diffuses in its latent space, so it is trained first and then frozen.
  *

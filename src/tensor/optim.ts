@@ -10,7 +10,7 @@ export interface AdamWOptions {
   weightDecay: number;
 }
 
-/** The paper's AdamW settings (SPEC.md §7). */
+/** The paper's AdamW settings (docs/RECIPE.md §7). */
 export const PAPER_ADAMW: AdamWOptions = {
   lr: 3e-4,
   beta1: 0.9,

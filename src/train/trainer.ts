@@ -47,7 +47,7 @@ export interface TrainSettings {
   nanPatience: number;
 }
 
-/** Paper optimiser settings (SPEC.md §7) with learning rate and warmup scaled for small runs. */
+/** Paper optimiser settings (docs/RECIPE.md §7) with learning rate and warmup scaled for small runs. */
 export const DEFAULT_TRAIN: TrainSettings = {
   steps: 2000,
   maxLr: 1e-3,

@@ -1,4 +1,4 @@
-// The training-data mixer: SPEC.md's ordering ratios, caption dropout, the noise cap,
+// The training-data mixer: the recipe's ordering ratios, caption dropout, the noise cap,
 // the corpus-text : image–caption ratio, code runs, and layouts that keep documents whole.
 import assert from "node:assert/strict";
 import { test } from "node:test";

@@ -83,7 +83,7 @@ export function crossEntropy(
 
 /**
  * Returns the mean squared error. "perSample" gives one value per leading index (the mean
- * over every other axis), the reduction SPEC.md uses per image.
+ * over every other axis), the reduction the recipe uses per image (docs/RECIPE.md §1).
  */
 export function mseLoss(
   pred: Tensor,
