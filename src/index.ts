@@ -3,8 +3,8 @@
  * text token and denoises image latents) on a CPU.
  */
 
-export { trainBpe } from "./data/bpe-train.js";
 // data
+export { trainBpe } from "./data/bpe-train.js";
 export { cacheRoot } from "./data/cache.js";
 export { DATASET_NAMES, getDataset, getTextCorpus } from "./data/datasets/index.js";
 export { type Document, loadDocuments, type Part, writeDocuments } from "./data/documents.js";
@@ -15,10 +15,10 @@ export { DEFAULT_MIXER, type MixerOptions, mixBatch } from "./data/mixer.js";
 export { packDocuments, type TokenDocument } from "./data/pack.js";
 export { addPngText, readPngText } from "./data/png-text.js";
 export { Tokenizer } from "./data/tokenizer.js";
+// diffusion
 export { createSampler } from "./diffusion/config.js";
 export { FlowEulerSampler } from "./diffusion/flow.js";
 export { DdimSampler, DdpmSampler, guide } from "./diffusion/samplers.js";
-// diffusion
 export { cosineSchedule, linearSchedule, NoiseSchedule } from "./diffusion/schedule.js";
 // evaluation and experiments
 export {
@@ -36,7 +36,7 @@ export { colourAndKindMatch } from "./eval/shapes.js";
 export { writeReport } from "./experiment/report.js";
 export { runExperiment } from "./experiment/run.js";
 export { EXPERIMENTS, getExperiment } from "./experiment/specs.js";
-
+// generation and model files
 export { generateBatch } from "./generate/generate.js";
 export { type CompleteOptions, TransfusionPipeline } from "./generate/pipeline.js";
 export { loadVae, saveVae } from "./io/vae-files.js";
@@ -48,9 +48,9 @@ export { type TransfusionBatch, transfusionLoss } from "./model/loss.js";
 export { Transfusion } from "./model/transfusion.js";
 export { Vae } from "./model/vae.js";
 export { VqVae, type VqVaeConfig, vqvaeConfig } from "./model/vqvae.js";
+// modules
 export { Conv2d, Embedding, GroupNorm, LayerNorm, Linear, RMSNorm } from "./nn/layers.js";
 export { TransformerLM } from "./nn/lm.js";
-// modules
 export { Module } from "./nn/module.js";
 export { Attention, Block, Mlp } from "./nn/transformer.js";
 // tensor core
@@ -66,9 +66,9 @@ export {
   writeSafetensorsFile,
 } from "./tensor/safetensors.js";
 export { intTensor, noGrad, ones, rand, randn, Tensor, tensor, zeros } from "./tensor/tensor.js";
+// training
 export { type RunOptions, runTraining } from "./train/run.js";
 export { loadRunConfig, RUN_PRESETS } from "./train/run-config.js";
-// training and generation
 export { DEFAULT_TRAIN, Trainer, type TrainSettings } from "./train/trainer.js";
 export { trainVae } from "./train/vae-train.js";
 export {

@@ -10,7 +10,7 @@
 import { documentLength, packDocuments, type TokenDocument } from "../data/pack.js";
 import { patchesPerImage } from "../model/config.js";
 import { buildMask } from "../model/layout.js";
-import { ropeTablesFor, type Transfusion } from "../model/transfusion.js";
+import { placePatchPositions, ropeTablesFor, type Transfusion } from "../model/transfusion.js";
 import type { LayerCache } from "../nn/transformer.js";
 import { gather, reshape } from "../tensor/ops/shape.js";
 import { withArena } from "../tensor/pool.js";
@@ -205,11 +205,7 @@ export class DecodeState {
       const rowPos = new Float64Array(this.batch * n);
       const colPos = new Float64Array(this.batch * n);
       for (let b = 0; b < this.batch; b++) {
-        for (let p = 0; p < n; p++) {
-          const twoD = c.patchRope === "2d";
-          rowPos[b * n + p] = this.nextPos[b]! + (twoD ? Math.floor(p / g) : p);
-          colPos[b * n + p] = this.nextPos[b]! + (twoD ? p % g : p);
-        }
+        placePatchPositions(c, this.nextPos[b]!, g, n, rowPos, colPos, b * n);
       }
       const { cos, sin } = ropeTablesFor(c, rowPos, colPos);
       const codec = m.requireCodec();

@@ -86,18 +86,10 @@ export class Transfusion extends Module {
   ropeTables(layout: SequenceLayout): { cos: Float32Array; sin: Float32Array } {
     const rowPos = Float64Array.from(layout.positions);
     const colPos = Float64Array.from(layout.positions);
-    if (this.config.patchRope === "2d") {
-      // Patch (r, c) of an image whose first patch sits at position p gets (p + r, p + c).
-      for (const img of layout.images) {
-        const base = img.row * layout.seqLen + img.start;
-        const p0 = layout.positions[base]!;
-        for (let r = 0; r < img.gridH; r++) {
-          for (let c = 0; c < img.gridW; c++) {
-            rowPos[base + r * img.gridW + c] = p0 + r;
-            colPos[base + r * img.gridW + c] = p0 + c;
-          }
-        }
-      }
+    for (const img of layout.images) {
+      const base = img.row * layout.seqLen + img.start;
+      const n = img.gridH * img.gridW;
+      placePatchPositions(this.config, layout.positions[base]!, img.gridW, n, rowPos, colPos, base);
     }
     return ropeTablesFor(this.config, rowPos, colPos);
   }
@@ -178,6 +170,28 @@ export class Transfusion extends Module {
         ? this.requireCodec().decode(gather(hn, patchIdx), nImages, skips)
         : null;
     return { textLogits, textRows, imagePred };
+  }
+}
+
+/**
+ * Writes the RoPE positions of one image's n patches (grid `gridW` wide, the first patch at
+ * sequence position p0) into rowPos/colPos from index `at`: p0 + i for both with 1-D RoPE, or
+ * (p0 + r, p0 + c) for the patch in row r, column c with 2-D RoPE. Training and the decoding
+ * cache place patches by this one rule.
+ */
+export function placePatchPositions(
+  config: Pick<TransfusionConfig, "patchRope">,
+  p0: number,
+  gridW: number,
+  n: number,
+  rowPos: Float64Array,
+  colPos: Float64Array,
+  at: number,
+): void {
+  const twoD = config.patchRope === "2d";
+  for (let i = 0; i < n; i++) {
+    rowPos[at + i] = p0 + (twoD ? Math.floor(i / gridW) : i);
+    colPos[at + i] = p0 + (twoD ? i % gridW : i);
   }
 }
 

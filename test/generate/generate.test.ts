@@ -86,10 +86,14 @@ for (const be of availableBackends()) {
       }
     }));
 
-  for (const imageAttention of ["bidirectional", "causal"] as const)
-    test(`the image block matches the uncached model, and text after it sees the clean latent (${imageAttention}, ${be})`, () =>
+  for (const [imageAttention, patchRope] of [
+    ["bidirectional", "1d"],
+    ["causal", "1d"],
+    ["bidirectional", "2d"],
+  ] as const)
+    test(`the image block matches the uncached model, and text after it sees the clean latent (${imageAttention}, ${patchRope} RoPE, ${be})`, () =>
       withBackend(be, () => {
-        const m = model({ imageAttention });
+        const m = model({ imageAttention, patchRope });
         const noisy = latent(2);
         const clean = latent(3);
         const state = new DecodeState(m, 1, 40);
