@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { DATASET_NAMES, getDataset } from "../data/datasets/index.js";
 import { loadVae } from "../io/vae-files.js";
+import { groupsFor } from "../nn/layers.js";
 import {
   type ReconLoss,
   reconstructionPsnr,
@@ -49,10 +50,7 @@ export function registerVae(program: Command): void {
   addRunFlags(train, { quiet: true }).action(async (o) => {
     const stage = stageProgress(Boolean(o.quiet));
     const config = {
-      // GroupNorm groups: the largest of 8, 4, 2, 1 that divides the width.
-      ...(o.width !== undefined
-        ? { baseChannels: o.width, groups: [8, 4, 2, 1].find((g) => o.width % g === 0) }
-        : {}),
+      ...(o.width !== undefined ? { baseChannels: o.width, groups: groupsFor(o.width) } : {}),
       ...(o.levels !== undefined ? { levels: o.levels } : {}),
       ...(o.latentChannels !== undefined ? { latentChannels: o.latentChannels } : {}),
     };

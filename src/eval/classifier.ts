@@ -20,7 +20,7 @@ import { getDataset } from "../data/datasets/index.js";
 import { SHAPES_DIFFICULTY, type ShapesDifficulty } from "../data/datasets/shapes.js";
 import type { DatasetSplit, ImageTextDataset, Labels } from "../data/datasets/types.js";
 import { checkImage, type Image, imagesToTensor } from "../data/image.js";
-import { Conv2d, GroupNorm, Linear } from "../nn/layers.js";
+import { Conv2d, GroupNorm, groupsFor, Linear } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
 import { writeFileAtomic } from "../tensor/atomic-write.js";
 import { add, silu } from "../tensor/ops/elementwise.js";
@@ -227,11 +227,6 @@ class Heads extends Module {
       this.child(h.name, new Linear(featureDim, h.classes.length, rng, { bias: true })),
     );
   }
-}
-
-/** Groups for a GroupNorm over `channels`: the largest of 8, 4, 2, 1 that divides it. */
-function groupsFor(channels: number): number {
-  return [8, 4, 2, 1].find((g) => channels % g === 0)!;
 }
 
 /**

@@ -5,7 +5,7 @@
  * U-Net (down blocks to a k-downsampled grid of d-vectors, up blocks back, skip connections
  * between them; the timestep enters the down blocks' residual blocks).
  */
-import { Conv2d, GroupNorm, Linear } from "../nn/layers.js";
+import { Conv2d, GroupNorm, groupsFor, Linear } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
 import { upsampleNearest } from "../tensor/ops/conv.js";
 import { add, silu } from "../tensor/ops/elementwise.js";
@@ -79,10 +79,6 @@ export class LinearPatchCodec extends Module implements PatchCodec {
     const { latentChannels: C, latentSize: S, patchSize: k } = this.cfg;
     return unpatchify(this.out.forward(h), N, C, S, S, k);
   }
-}
-
-function groupsFor(ch: number): number {
-  return ch % 8 === 0 ? 8 : ch % 4 === 0 ? 4 : 1;
 }
 
 /** GroupNorm → SiLU → conv → (+ timestep) → GroupNorm → SiLU → conv, plus a residual path. */

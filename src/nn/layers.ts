@@ -87,6 +87,14 @@ export class LayerNorm extends Module {
 }
 
 /** GroupNorm over [N, C, ...] with per-channel gain and bias. */
+/**
+ * Returns the GroupNorm group count for `channels`: the largest of 8, 4, 2 and 1 that divides
+ * it (8 groups where the width allows, as small convolutional models commonly use).
+ */
+export function groupsFor(channels: number): number {
+  return [8, 4, 2, 1].find((g) => channels % g === 0)!;
+}
+
 export class GroupNorm extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor;
