@@ -7,6 +7,7 @@
  */
 import { Conv2d, GroupNorm, groupsFor, Linear } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
+import { ResBlock } from "../nn/resblock.js";
 import { upsampleNearest } from "../tensor/ops/conv.js";
 import { add, silu } from "../tensor/ops/elementwise.js";
 import { concat, permute, reshape } from "../tensor/ops/shape.js";
@@ -81,41 +82,6 @@ export class LinearPatchCodec extends Module implements PatchCodec {
   }
 }
 
-/** GroupNorm → SiLU → conv → (+ timestep) → GroupNorm → SiLU → conv, plus a residual path. */
-class ResBlock extends Module {
-  readonly n1: GroupNorm;
-  readonly c1: Conv2d;
-  readonly n2: GroupNorm;
-  readonly c2: Conv2d;
-  readonly tProj: Linear | undefined;
-  readonly skip: Conv2d | undefined;
-  constructor(
-    readonly inCh: number,
-    readonly outCh: number,
-    tDim: number | null,
-    rng: Rng,
-  ) {
-    super();
-    this.n1 = this.child("norm1", new GroupNorm(groupsFor(inCh), inCh));
-    this.c1 = this.child("conv1", new Conv2d(inCh, outCh, 3, rng));
-    this.tProj = tDim
-      ? this.child("t_proj", new Linear(tDim, outCh, rng, { bias: true }))
-      : undefined;
-    this.n2 = this.child("norm2", new GroupNorm(groupsFor(outCh), outCh));
-    this.c2 = this.child("conv2", new Conv2d(outCh, outCh, 3, rng));
-    this.skip = inCh !== outCh ? this.child("skip", new Conv2d(inCh, outCh, 1, rng)) : undefined;
-  }
-  forward(x: Tensor, temb: Tensor | null): Tensor {
-    let h = this.c1.forward(silu(this.n1.forward(x)));
-    if (this.tProj && temb) {
-      const N = x.shape[0]!;
-      h = add(h, reshape(this.tProj.forward(silu(temb)), [N, this.outCh, 1, 1]));
-    }
-    h = this.c2.forward(silu(this.n2.forward(h)));
-    return add(this.skip ? this.skip.forward(x) : x, h);
-  }
-}
-
 export class UNetPatchCodec extends Module implements PatchCodec {
   readonly tEmbed: TimestepMlp;
   readonly convIn: Conv2d;
@@ -144,20 +110,20 @@ export class UNetPatchCodec extends Module implements PatchCodec {
     this.convIn = this.child("conv_in", new Conv2d(cfg.latentChannels, this.widths[0]!, 3, rng));
     for (let l = 0; l < this.levels; l++) {
       const wl = this.widths[l]!;
-      this.downRes.push(this.child(`down.${l}.res`, new ResBlock(wl, wl, tDim, rng)));
+      this.downRes.push(this.child(`down.${l}.res`, new ResBlock(wl, wl, rng, { tDim })));
       this.downSample.push(
         this.child(`down.${l}.downsample`, new Conv2d(wl, this.widths[l + 1]!, 3, rng, 2, 1)),
       );
     }
     const wL = this.widths[this.levels]!;
-    this.midDown = this.child("mid_down", new ResBlock(wL, wL, tDim, rng));
+    this.midDown = this.child("mid_down", new ResBlock(wL, wL, rng, { tDim }));
     this.toDim = this.child("to_dim", new Conv2d(wL, cfg.dim, 1, rng));
     this.fromDim = this.child("from_dim", new Conv2d(cfg.dim, wL, 1, rng));
-    this.midUp = this.child("mid_up", new ResBlock(wL, wL, null, rng));
+    this.midUp = this.child("mid_up", new ResBlock(wL, wL, rng));
     for (let l = this.levels - 1; l >= 0; l--) {
       const wl = this.widths[l]!;
       this.upConv.push(this.child(`up.${l}.conv`, new Conv2d(this.widths[l + 1]!, wl, 3, rng)));
-      this.upRes.push(this.child(`up.${l}.res`, new ResBlock(2 * wl, wl, null, rng)));
+      this.upRes.push(this.child(`up.${l}.res`, new ResBlock(2 * wl, wl, rng)));
     }
     this.outNorm = this.child(
       "out_norm",

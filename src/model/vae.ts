@@ -13,6 +13,7 @@
  */
 import { Conv2d, GroupNorm } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
+import { ResBlock } from "../nn/resblock.js";
 import { upsampleNearest } from "../tensor/ops/conv.js";
 import { add, affine, exp, maximum, minimum, mul, silu } from "../tensor/ops/elementwise.js";
 import { slice } from "../tensor/ops/shape.js";
@@ -150,26 +151,6 @@ export function vaeConfig(partial: Partial<VaeConfig> = {}, where = "vae config"
   return checkConvStack(cfg, partial, where);
 }
 
-/** GroupNorm → SiLU → conv 3×3, twice, added to the input (widths change only in the resampling convs). */
-export class ResBlock extends Module {
-  private readonly norm1: GroupNorm;
-  private readonly conv1: Conv2d;
-  private readonly norm2: GroupNorm;
-  private readonly conv2: Conv2d;
-  constructor(ch: number, groups: number, rng: Rng) {
-    super();
-    this.norm1 = this.child("norm1", new GroupNorm(groups, ch));
-    this.conv1 = this.child("conv1", new Conv2d(ch, ch, 3, rng));
-    this.norm2 = this.child("norm2", new GroupNorm(groups, ch));
-    this.conv2 = this.child("conv2", new Conv2d(ch, ch, 3, rng));
-  }
-  /** Returns x plus the block's residual. */
-  forward(x: Tensor): Tensor {
-    const h = this.conv1.forward(silu(this.norm1.forward(x)));
-    return add(x, this.conv2.forward(silu(this.norm2.forward(h))));
-  }
-}
-
 /**
  * Returns what a stack's constructor builds from: the width of each level, and a maker of
  * cfg.resBlocksPerLevel res blocks of a width, registered through `register` as `prefix.j`.
@@ -181,7 +162,7 @@ function stackParts(
 ): { w: number[]; blocks: (prefix: string, ch: number) => ResBlock[] } {
   const blocks = (prefix: string, ch: number) =>
     Array.from({ length: cfg.resBlocksPerLevel }, (_, j) =>
-      register(`${prefix}.${j}`, new ResBlock(ch, cfg.groups, rng)),
+      register(`${prefix}.${j}`, new ResBlock(ch, ch, rng, { groups: cfg.groups })),
     );
   return { w: cfg.channelMultipliers.map((m) => m * cfg.baseChannels), blocks };
 }
