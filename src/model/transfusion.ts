@@ -10,6 +10,7 @@ import { Embedding, Linear, RMSNorm } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
 import { Block, type ModalityRows, modalityRows } from "../nn/transformer.js";
 import { mul } from "../tensor/ops/elementwise.js";
+import { ropeTables } from "../tensor/ops/nn.js";
 import { gather, indexAdd, reshape } from "../tensor/ops/shape.js";
 import type { Rng } from "../tensor/rng.js";
 import { Tensor } from "../tensor/tensor.js";
@@ -206,23 +207,5 @@ export function ropeTablesFor(
   colPos: ArrayLike<number>,
 ): { cos: Float32Array; sin: Float32Array } {
   const D = config.dim / config.heads;
-  const half = D / 2;
-  const n = rowPos.length;
-  const twoD = config.patchRope === "2d";
-  const cos = new Float32Array(n * half);
-  const sin = new Float32Array(n * half);
-  const quarter = half / 2;
-  for (let i = 0; i < half; i++) {
-    // In 2-D mode each axis gets half of the frequencies, spread over the same range.
-    const freq = twoD
-      ? config.ropeTheta ** (-(2 * (i % quarter)) / half)
-      : config.ropeTheta ** (-(2 * i) / D);
-    const pos = twoD && i >= quarter ? colPos : rowPos;
-    for (let p = 0; p < n; p++) {
-      const a = pos[p]! * freq;
-      cos[p * half + i] = Math.cos(a);
-      sin[p * half + i] = Math.sin(a);
-    }
-  }
-  return { cos, sin };
+  return ropeTables(rowPos, D, config.ropeTheta, config.patchRope === "2d" ? colPos : undefined);
 }

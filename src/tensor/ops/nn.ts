@@ -195,21 +195,28 @@ export function rope(x: Tensor, cos: Float32Array, sin: Float32Array): Tensor {
   });
 }
 
-/** Returns RoPE tables cos/sin [positions.length, D/2] for integer positions and base θ. */
+/**
+ * Returns RoPE tables cos/sin [positions.length, D/2] for positions and base θ. With
+ * `columns` (2-D RoPE) the first half of the frequencies rotate with `positions` (the row) and
+ * the second half with `columns`, each half spread over the same range of frequencies.
+ */
 export function ropeTables(
   positions: ArrayLike<number>,
   D: number,
   theta = 10000,
+  columns?: ArrayLike<number>,
 ): { cos: Float32Array; sin: Float32Array } {
   const half = D / 2;
+  const quarter = half / 2;
   const n = positions.length;
   // Not pooled: callers cache these tables across steps.
   const cos = new Float32Array(n * half);
   const sin = new Float32Array(n * half);
   for (let i = 0; i < half; i++) {
-    const freq = theta ** (-(2 * i) / D);
+    const freq = columns ? theta ** (-(2 * (i % quarter)) / half) : theta ** (-(2 * i) / D);
+    const pos = columns && i >= quarter ? columns : positions;
     for (let p = 0; p < n; p++) {
-      const a = positions[p]! * freq;
+      const a = pos[p]! * freq;
       cos[p * half + i] = Math.cos(a);
       sin[p * half + i] = Math.sin(a);
     }
