@@ -18,6 +18,14 @@ export interface ImageSpan {
   diffuse: boolean;
 }
 
+/**
+ * Returns the flat index (row·seqLen + start) of an image's first patch in its layout's [B·T]
+ * arrays; its n patches follow at consecutive indices.
+ */
+export function firstPatchIndex(img: ImageSpan, seqLen: number): number {
+  return img.row * seqLen + img.start;
+}
+
 export interface SequenceLayout {
   batch: number;
   seqLen: number;

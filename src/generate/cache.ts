@@ -11,7 +11,7 @@ import { documentLength, packDocuments, type TokenDocument } from "../data/pack.
 import { patchesPerImage } from "../model/config.js";
 import { buildMask } from "../model/layout.js";
 import { placePatchPositions, ropeTablesFor, type Transfusion } from "../model/transfusion.js";
-import type { LayerCache } from "../nn/transformer.js";
+import { forwardCached, type LayerCache } from "../nn/cached.js";
 import { gather, reshape } from "../tensor/ops/shape.js";
 import { withArena } from "../tensor/pool.js";
 import { noGrad, Tensor } from "../tensor/tensor.js";
@@ -66,7 +66,7 @@ export class DecodeState {
     const modality = m.modalityOf(this.batch * Tn, imageRows);
     const step = { offset: this.length, capacity: this.capacity, mask, cos, sin, modality };
     m.blocks.forEach((b, i) => {
-      h = b.forwardCached(h, step, this.layers[i]!);
+      h = forwardCached(b, h, step, this.layers[i]!);
     });
     return reshape(m.norm.forward(h), [this.batch * Tn, m.config.dim]);
   }

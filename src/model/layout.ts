@@ -1,5 +1,5 @@
 /** Reading the sequence layout: the Transfusion mask, patch ownership, and validation. */
-import type { SequenceLayout } from "../data/layout.js";
+import { firstPatchIndex, type SequenceLayout } from "../data/layout.js";
 
 export type { ImageSpan, SequenceLayout } from "../data/layout.js";
 
@@ -7,7 +7,7 @@ export type { ImageSpan, SequenceLayout } from "../data/layout.js";
 export function patchOwner(layout: SequenceLayout): Int32Array {
   const owner = new Int32Array(layout.batch * layout.seqLen).fill(-1);
   layout.images.forEach((img, i) => {
-    const base = img.row * layout.seqLen + img.start;
+    const base = firstPatchIndex(img, layout.seqLen);
     owner.fill(i, base, base + img.gridH * img.gridW);
   });
   return owner;
@@ -46,8 +46,10 @@ export function buildMask(
   if (imageAttention === "bidirectional") {
     for (const img of layout.images) {
       const n = img.gridH * img.gridW;
+      const base = firstPatchIndex(img, T);
       for (let i = 0; i < n; i++) {
-        const m = (img.row * T + img.start + i) * T + img.start;
+        // Query row base + i may see the image's n key columns from img.start on.
+        const m = (base + i) * T + img.start;
         mask.fill(1, m, m + n);
       }
     }
@@ -92,8 +94,9 @@ export function validateLayout(
         `layout.images[${k}] (row ${img.row}, start ${img.start}, ${count} patches) is out of range`,
       );
     }
+    const base = firstPatchIndex(img, T);
     for (let p = 0; p < count; p++) {
-      const pos = img.row * T + img.start + p;
+      const pos = base + p;
       if (owner[pos] !== -1)
         throw new Error(`layout.images[${k}] overlaps image ${owner[pos]} at position ${pos}`);
       owner[pos] = k;

@@ -50,15 +50,9 @@ export interface NoisedBatch {
 
 /**
  * Returns the x_t latents [N, C, H, W], the noise drawn, the regression target and timesteps
- * for a batch: images that diffuse are noised at their layout timestep; clean conditioning
- * images keep x0 and t = 0.
- *
- * Under "flow" the layout's integer timestep t (drawn from [0, cap), cap = T or the captioning
- * cap) becomes the continuous time τ = (t + u)/T with u ~ U[0, 1), so τ is uniform on
- * [0, cap/T); then x_τ = (1−τ)·x0 + τ·ε, the target is ε − x0, and the model is conditioned on
- * flowTimestep(τ, T) — the mapping the flow sampler uses. T is `schedule.T`. Random draws: ε for
- * all images first (as under DDPM, which draws nothing else), then one u per diffusing image
- * in layout order.
+ * for a batch: images that diffuse are noised at their layout timestep (ddpmNoise or flowNoise);
+ * clean conditioning images keep x0 and t = 0. Random draws: ε for all images first, then
+ * whatever the objective draws per diffusing image (nothing under DDPM).
  */
 export function noiseBatch(
   batch: TransfusionBatch,
@@ -74,43 +68,99 @@ export function noiseBatch(
       `batch.latents has ${batch.latents.length} values, expected ${N}×${per} for ${N} images`,
     );
   }
-  const T = schedule.T;
   const eps = new Float32Array(N * per);
   rng.fillNormal(eps);
+  const noised =
+    objective === "flow"
+      ? flowNoise(batch, eps, per, schedule.T, rng)
+      : ddpmNoise(batch, eps, per, schedule);
+  const shape = [N, ...latentShape];
+  const epsT = new Tensor(eps, shape);
+  return {
+    xt: new Tensor(noised.xt, shape),
+    eps: epsT,
+    target: noised.target === eps ? epsT : new Tensor(noised.target, shape),
+    t: noised.t,
+    time: noised.time,
+  };
+}
+
+/** The flat arrays behind a NoisedBatch, filled by one objective. */
+interface Noised {
+  xt: Float32Array;
+  target: Float32Array;
+  t: Int32Array;
+  time: Float64Array;
+}
+
+/**
+ * Returns the DDPM inputs: x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε at each diffusing image's layout timestep,
+ * the target ε itself (the same array), and t; draws nothing.
+ */
+function ddpmNoise(
+  batch: TransfusionBatch,
+  eps: Float32Array,
+  per: number,
+  schedule: NoiseSchedule,
+): Noised {
+  const N = batch.layout.images.length;
   const xt = new Float32Array(N * per);
-  const target = objective === "flow" ? new Float32Array(N * per) : eps;
+  const t = new Int32Array(N);
+  batch.layout.images.forEach((img, k) => {
+    const x0 = batch.latents.subarray(k * per, (k + 1) * per);
+    const out = xt.subarray(k * per, (k + 1) * per);
+    if (!img.diffuse) {
+      out.set(x0);
+      return;
+    }
+    checkTimestep(img.t, k, schedule.T);
+    t[k] = img.t;
+    addNoise(x0, eps.subarray(k * per, (k + 1) * per), img.t, schedule, out);
+  });
+  return { xt, target: eps, t, time: new Float64Array(N) };
+}
+
+/**
+ * Returns the flow inputs. The layout's integer timestep t (drawn from [0, cap), cap = T or the
+ * captioning cap) becomes the continuous time τ = (t + u)/T with u ~ U[0, 1), so τ is uniform
+ * on [0, cap/T); then x_τ = (1−τ)·x0 + τ·ε, the target is ε − x0 (also filled for clean images,
+ * whose loss weight is 0), and the model is conditioned on flowTimestep(τ, T), the mapping the
+ * flow sampler uses. Draws one u per diffusing image, in layout order.
+ */
+function flowNoise(
+  batch: TransfusionBatch,
+  eps: Float32Array,
+  per: number,
+  T: number,
+  rng: Rng,
+): Noised {
+  const N = batch.layout.images.length;
+  const xt = new Float32Array(N * per);
+  const target = new Float32Array(N * per);
   const t = new Int32Array(N);
   const time = new Float64Array(N);
   batch.layout.images.forEach((img, k) => {
     const x0 = batch.latents.subarray(k * per, (k + 1) * per);
     const e = eps.subarray(k * per, (k + 1) * per);
     const out = xt.subarray(k * per, (k + 1) * per);
-    if (objective === "flow") flowVelocityTarget(x0, e, target.subarray(k * per, (k + 1) * per));
+    flowVelocityTarget(x0, e, target.subarray(k * per, (k + 1) * per));
     if (!img.diffuse) {
       out.set(x0);
       return;
     }
-    if (!(Number.isInteger(img.t) && img.t >= 0 && img.t < T)) {
-      throw new Error(`layout.images[${k}].t = ${img.t} is not an integer timestep in [0, ${T})`);
-    }
-    if (objective === "flow") {
-      time[k] = (img.t + rng.uniform()) / T;
-      t[k] = flowTimestep(time[k]!, T);
-      flowInterpolate(x0, e, time[k]!, out);
-    } else {
-      t[k] = img.t;
-      addNoise(x0, e, img.t, schedule, out);
-    }
+    checkTimestep(img.t, k, T);
+    time[k] = (img.t + rng.uniform()) / T;
+    t[k] = flowTimestep(time[k]!, T);
+    flowInterpolate(x0, e, time[k]!, out);
   });
-  const shape = [N, ...latentShape];
-  const epsT = new Tensor(eps, shape);
-  return {
-    xt: new Tensor(xt, shape),
-    eps: epsT,
-    target: target === eps ? epsT : new Tensor(target, shape),
-    t,
-    time,
-  };
+  return { xt, target, t, time };
+}
+
+/** Throws unless image k's layout timestep is an integer in [0, T). */
+function checkTimestep(t: number, k: number, T: number): void {
+  if (!(Number.isInteger(t) && t >= 0 && t < T)) {
+    throw new Error(`layout.images[${k}].t = ${t} is not an integer timestep in [0, ${T})`);
+  }
 }
 
 /**
@@ -123,7 +173,7 @@ function discreteLoss(model: Transfusion, batch: TransfusionBatch): LossParts {
   const out = model.forward(layout, null, []);
   if (!out.textLogits) throw new Error("transfusionLoss: the batch has no targets");
   const firstCode = textVocab(model.config);
-  const targets = Int32Array.from(out.textRows, (r) => layout.textTargets[r]!);
+  const targets = out.textTargets;
   const perTarget = crossEntropy(out.textLogits, targets, "none");
   const w = new Float32Array(targets.length).fill(1 / targets.length);
   const total = sum(mul(perTarget, new Tensor(w, [w.length])));
@@ -168,14 +218,7 @@ export function transfusionLoss(
     c.objective,
   );
   const out = model.forward(layout, layout.images.length > 0 ? xt : null, t);
-  let lm: Tensor | null = null;
-  if (out.textLogits) {
-    const targets = new Int32Array(out.textRows.length);
-    out.textRows.forEach((row, i) => {
-      targets[i] = layout.textTargets[row]!;
-    });
-    lm = crossEntropy(out.textLogits, targets);
-  }
+  const lm = out.textLogits ? crossEntropy(out.textLogits, out.textTargets) : null;
   let img: Tensor | null = null;
   const diffusing = layout.images.filter((i) => i.diffuse).length;
   if (out.imagePred && diffusing > 0) {

@@ -1,14 +1,17 @@
 /**
  * The Transfusion model: one Llama-style transformer over a sequence that mixes text tokens and
- * image patches. Text positions get a next-token head; patch positions get the patch decoder,
+ * image patches (the layout below). Text positions get a next-token head; patch positions get the patch decoder,
  * aligned (position i predicts the noise of patch i — or, with the flow objective, its velocity).
  * With `modalitySpecific` the blocks route patch rows through their own weights. With
  * `imageCodes` > 0 the same transformer is the discrete-token baseline: images arrive as code
  * tokens and everything is predicted by the one head.
  */
+
+import { firstPatchIndex } from "../data/layout.js";
 import { Embedding, Linear, RMSNorm } from "../nn/layers.js";
+import { type ModalityRows, modalityRows } from "../nn/modality.js";
 import { Module } from "../nn/module.js";
-import { Block, type ModalityRows, modalityRows } from "../nn/transformer.js";
+import { Block } from "../nn/transformer.js";
 import { mul } from "../tensor/ops/elementwise.js";
 import { ropeTables } from "../tensor/ops/nn.js";
 import { gather, indexAdd, reshape } from "../tensor/ops/shape.js";
@@ -18,11 +21,34 @@ import { isDiscrete, patchesPerImage, type TransfusionConfig } from "./config.js
 import { makePatchCodec, type PatchCodec } from "./encoders.js";
 import { buildMask, type SequenceLayout } from "./layout.js";
 
+/*
+ * The sequence layout the model reads (src/data/layout.ts; data/pack.ts computes it): B rows of
+ * T positions, every per-position array flattened to [B·T] (index row·T + i). One row holding
+ * the text "a cat" and a 2×2-patch image, then end-of-document and padding:
+ *
+ *   i             0    1    2    3   4   5   6   7    8    9
+ *   tokens        a    cat  BOI  ·   ·   ·   ·   EOI  EOD  pad
+ *   textTargets   cat  BOI  −1   −1  −1  −1  −1  EOD  −1   −1
+ *   docIds        0    0    0    0   0   0   0   0    0    −1
+ *   positions     0    1    2    3   4   5   6   7    8    0
+ *   images        [{ row: 0, start: 3, gridH: 2, gridW: 2, t, diffuse }]
+ *
+ * - textTargets: the next token wherever an LM loss is taken, −1 elsewhere: BOI (its successor
+ *   is a patch), the patches, a document's last position and padding.
+ * - row, start: an image's batch row and the position of its first patch; its n patches sit at
+ *   flat indices firstPatchIndex(img, T) + 0…n−1, and their token ids are unused padding.
+ * - positions: RoPE positions, restarting at 0 with each document; a patch counts as a token.
+ * - docIds: each position's document within its row (−1 for padding); attention never crosses
+ *   documents (model/layout.ts builds the mask).
+ */
+
 export interface TransfusionOutput {
   /** Logits [R, vocab] at the R positions listed in `textRows`. */
   textLogits: Tensor | null;
   /** Flattened positions (row·T + i) whose logits were computed. */
   textRows: Int32Array;
+  /** The layout's next-token target at each of `textRows` (−1 at a row without one). */
+  textTargets: Int32Array;
   /** The decoder's prediction [N, C, H, W] for each image of the layout, in order. */
   imagePred: Tensor | null;
 }
@@ -73,69 +99,10 @@ export class Transfusion extends Module {
     this.head = this.child("head", new Linear(c.dim, c.vocab, rng, { std: 0.02 }));
   }
 
-  /** Returns the patch codec; throws for the discrete-token model, which has none. */
-  requireCodec(): PatchCodec {
-    if (!this.codec) {
-      throw new Error(
-        "Transfusion: a discrete-token model has no patch codec; its images are code tokens",
-      );
-    }
-    return this.codec;
-  }
-
-  /** Returns RoPE tables [B·T, D/2] for the layout (1-D, or 2-D over each image's patch grid). */
-  ropeTables(layout: SequenceLayout): { cos: Float32Array; sin: Float32Array } {
-    const rowPos = Float64Array.from(layout.positions);
-    const colPos = Float64Array.from(layout.positions);
-    for (const img of layout.images) {
-      const base = img.row * layout.seqLen + img.start;
-      const n = img.gridH * img.gridW;
-      placePatchPositions(this.config, layout.positions[base]!, img.gridW, n, rowPos, colPos, base);
-    }
-    return ropeTablesFor(this.config, rowPos, colPos);
-  }
-
   /**
-   * Returns the rows' modalities for modality-specific blocks (`imageRows` are the patch rows of
-   * `count` flattened rows), or undefined for the shared-weight model, which needs none.
-   */
-  modalityOf(count: number, imageRows: Int32Array): ModalityRows | undefined {
-    return this.config.modalitySpecific ? modalityRows(count, imageRows) : undefined;
-  }
-
-  /**
-   * Returns the input embeddings [B·T, dim] of a layout: token embeddings at text positions and
-   * the patch codec's embeddings of xt (at timesteps t) at patch positions, with the flattened
-   * patch positions in image order and the codec's skips for the decoder.
-   */
-  embedInputs(
-    layout: SequenceLayout,
-    xt: Tensor | null,
-    t: ArrayLike<number>,
-  ): { x: Tensor; patchIdx: Int32Array; skips: Tensor[] } {
-    const { batch: B, seqLen: T } = layout;
-    const x = this.embed.forward(layout.tokens);
-    if (layout.images.length === 0 || !xt) return { x, patchIdx: new Int32Array(0), skips: [] };
-    const codec = this.requireCodec();
-    const n = patchesPerImage(this.config);
-    const patchIdx = new Int32Array(layout.images.length * n);
-    const keep = new Float32Array(B * T).fill(1);
-    layout.images.forEach((img, k) => {
-      const base = img.row * T + img.start;
-      for (let p = 0; p < n; p++) {
-        patchIdx[k * n + p] = base + p;
-        keep[base + p] = 0;
-      }
-    });
-    const enc = codec.encode(xt, t);
-    // Patch positions carry the patch embedding instead of the (padding) token embedding.
-    const mixed = indexAdd(mul(x, new Tensor(keep, [B * T, 1])), patchIdx, enc.tokens);
-    return { x: mixed, patchIdx, skips: enc.skips };
-  }
-
-  /**
-   * Returns the text logits and image predictions for a batch laid out by `layout`, with noisy
-   * latents xt [N, C, H, W] (one per layout image) at integer timesteps t.
+   * Returns the text logits (with their rows and targets) and image predictions for a batch laid
+   * out by `layout`, with noisy latents xt [N, C, H, W] (one per layout image) at integer
+   * timesteps t.
    */
   forward(
     layout: SequenceLayout,
@@ -159,19 +126,92 @@ export class Transfusion extends Module {
     for (const block of this.blocks) h = block.forward(h, { cos, sin, mask, modality });
     const hn = reshape(this.norm.forward(h), [B * T, c.dim]);
 
-    let textRows = opts.textRows;
-    if (!textRows) {
-      const rows: number[] = [];
-      for (let i = 0; i < B * T; i++) if (layout.textTargets[i]! >= 0) rows.push(i);
-      textRows = Int32Array.from(rows);
-    }
+    const textRows = opts.textRows ?? rowsWithTargets(layout.textTargets);
+    const textTargets = Int32Array.from(textRows, (r) => layout.textTargets[r]!);
     const textLogits = textRows.length > 0 ? this.head.forward(gather(hn, textRows)) : null;
     const imagePred =
       nImages > 0 && !opts.skipImagePred
         ? this.requireCodec().decode(gather(hn, patchIdx), nImages, skips)
         : null;
-    return { textLogits, textRows, imagePred };
+    return { textLogits, textRows, textTargets, imagePred };
   }
+
+  /**
+   * Returns the input embeddings [B·T, dim] of a layout: token embeddings at text positions and
+   * the patch codec's embeddings of xt (at timesteps t) at patch positions, with the flattened
+   * patch positions in image order and the codec's skips for the decoder.
+   */
+  embedInputs(
+    layout: SequenceLayout,
+    xt: Tensor | null,
+    t: ArrayLike<number>,
+  ): { x: Tensor; patchIdx: Int32Array; skips: Tensor[] } {
+    const x = this.embed.forward(layout.tokens);
+    if (layout.images.length === 0 || !xt) return { x, patchIdx: new Int32Array(0), skips: [] };
+    const patchIdx = patchIndices(layout, patchesPerImage(this.config));
+    const enc = this.requireCodec().encode(xt, t);
+    return { x: replaceRows(x, patchIdx, enc.tokens), patchIdx, skips: enc.skips };
+  }
+
+  /** Returns RoPE tables [B·T, D/2] for the layout (1-D, or 2-D over each image's patch grid). */
+  ropeTables(layout: SequenceLayout): { cos: Float32Array; sin: Float32Array } {
+    const rowPos = Float64Array.from(layout.positions);
+    const colPos = Float64Array.from(layout.positions);
+    for (const img of layout.images) {
+      const base = firstPatchIndex(img, layout.seqLen);
+      const n = img.gridH * img.gridW;
+      placePatchPositions(this.config, layout.positions[base]!, img.gridW, n, rowPos, colPos, base);
+    }
+    return ropeTablesFor(this.config, rowPos, colPos);
+  }
+
+  /**
+   * Returns the rows' modalities for modality-specific blocks (`imageRows` are the patch rows of
+   * `count` flattened rows), or undefined for the shared-weight model, which needs none.
+   */
+  modalityOf(count: number, imageRows: Int32Array): ModalityRows | undefined {
+    return this.config.modalitySpecific ? modalityRows(count, imageRows) : undefined;
+  }
+
+  /** Returns the patch codec; throws for the discrete-token model, which has none. */
+  requireCodec(): PatchCodec {
+    if (!this.codec) {
+      throw new Error(
+        "Transfusion: a discrete-token model has no patch codec; its images are code tokens",
+      );
+    }
+    return this.codec;
+  }
+}
+
+/** Returns the flat positions whose next-token target is set (≥ 0), ascending. */
+function rowsWithTargets(textTargets: Int32Array): Int32Array {
+  const rows: number[] = [];
+  textTargets.forEach((target, i) => {
+    if (target >= 0) rows.push(i);
+  });
+  return Int32Array.from(rows);
+}
+
+/** Returns the flat positions of every image's n patches, image after image. */
+function patchIndices(layout: SequenceLayout, n: number): Int32Array {
+  const idx = new Int32Array(layout.images.length * n);
+  layout.images.forEach((img, k) => {
+    const base = firstPatchIndex(img, layout.seqLen);
+    for (let p = 0; p < n; p++) idx[k * n + p] = base + p;
+  });
+  return idx;
+}
+
+/**
+ * Returns x [N, d] with the listed rows replaced by the rows of src [rows.length, d]. The tape has
+ * no overwrite op, so the rows are multiplied by 0 (which also stops their gradient into x, the
+ * padding tokens' embedding) and src is added there.
+ */
+function replaceRows(x: Tensor, rows: Int32Array, src: Tensor): Tensor {
+  const keep = new Float32Array(x.shape[0]!).fill(1);
+  for (const r of rows) keep[r] = 0;
+  return indexAdd(mul(x, new Tensor(keep, [keep.length, 1])), rows, src);
 }
 
 /**

@@ -1,15 +1,16 @@
 /**
- * The Llama-style pre-norm transformer block: RMSNorm → attention with RoPE → RMSNorm → MLP.
- * Optionally modality-specific (Mixture-of-Transformers, Liang et al. 2024): image rows go
- * through their own q/k/v/o projections and MLP, text rows through the shared ones, while
- * attention itself runs over the whole mixed sequence.
+ * The Llama-style pre-norm transformer block: x = x + attn(norm(x)); x = x + mlp(norm(x)), with
+ * RoPE inside attention. Beside it: nn/modality.ts routes rows to modality-specific weights
+ * (which the block registers here, so tensor names stay in one place) and nn/cached.ts runs a
+ * block against a key/value cache for decoding.
  */
 import { add, gelu, mul, silu } from "../tensor/ops/elementwise.js";
 import { attention, rope } from "../tensor/ops/nn.js";
-import { gather, indexAdd, reshape } from "../tensor/ops/shape.js";
+import { reshape } from "../tensor/ops/shape.js";
 import type { Rng } from "../tensor/rng.js";
-import { Tensor, zeros } from "../tensor/tensor.js";
+import type { Tensor } from "../tensor/tensor.js";
 import { LayerNorm, Linear, RMSNorm } from "./layers.js";
+import { type ModalityRows, perModality } from "./modality.js";
 import { Module } from "./module.js";
 
 /** What attention needs besides x: RoPE tables and the mask. */
@@ -21,85 +22,6 @@ export interface AttentionContext {
   mask?: Uint8Array | null;
   causal?: boolean;
   /** Which of the B·T rows are image patches; required by modality-specific blocks. */
-  modality?: ModalityRows;
-}
-
-/** The flattened rows [B·T] of a sequence split by modality (ascending, together all rows). */
-export interface ModalityRows {
-  text: Int32Array;
-  image: Int32Array;
-}
-
-/** Returns the split of `count` rows into the listed image rows and the remaining text rows. */
-export function modalityRows(count: number, imageRows: Int32Array): ModalityRows {
-  const isImage = new Uint8Array(count);
-  for (const r of imageRows) {
-    if (!(r >= 0 && r < count))
-      throw new Error(`modalityRows: image row ${r} is outside [0, ${count})`);
-    isImage[r] = 1;
-  }
-  const text = new Int32Array(count - isImage.reduce((s, v) => s + v, 0));
-  const image = new Int32Array(count - text.length);
-  let ti = 0;
-  let ii = 0;
-  for (let r = 0; r < count; r++) {
-    if (isImage[r]) image[ii++] = r;
-    else text[ti++] = r;
-  }
-  return { text, image };
-}
-
-/**
- * Returns the outputs of `onText` on the text rows of x [N, d] and of `onImage` on its image
- * rows, each output put back at its rows as [N, out]. Each modality's weights see only that
- * modality's rows (gather, apply, scatter), so the cost equals one shared layer's.
- */
-export function byModality(
-  x: Tensor,
-  rows: ModalityRows,
-  onText: (x: Tensor) => Tensor[],
-  onImage: (x: Tensor) => Tensor[],
-): Tensor[] {
-  const N = x.shape[0]!;
-  if (rows.text.length + rows.image.length !== N) {
-    throw new Error(
-      `byModality: ${rows.text.length} text + ${rows.image.length} image rows for ${N} rows`,
-    );
-  }
-  if (rows.image.length === 0) return onText(x);
-  if (rows.text.length === 0) return onImage(x);
-  const fromText = onText(gather(x, rows.text));
-  const fromImage = onImage(gather(x, rows.image));
-  return fromText.map((t, i) => {
-    const out = zeros([N, t.shape[1]!]);
-    return indexAdd(indexAdd(out, rows.text, t), rows.image, fromImage[i]!);
-  });
-}
-
-function needRows(rows: ModalityRows | undefined, where: string): ModalityRows {
-  if (!rows)
-    throw new Error(`${where}: modality-specific weights need the rows' modalities (modality)`);
-  return rows;
-}
-
-/** Keys/values of one layer for incremental decoding: [B, capacity, Hkv, D] each. */
-export interface LayerCache {
-  k: Float32Array;
-  v: Float32Array;
-}
-
-/** Where new positions go in a cache and what they may see. */
-export interface CacheStep {
-  /** Cache column of the first new position. */
-  offset: number;
-  /** Cache capacity (columns per row). */
-  capacity: number;
-  /** [B, Tnew, capacity] (1 = may attend), covering cached and new columns. */
-  mask: Uint8Array;
-  /** RoPE tables for the new positions, [B·Tnew, D/2]. */
-  cos: Float32Array;
-  sin: Float32Array;
-  /** Which of the B·Tnew new rows are image patches; required by modality-specific blocks. */
   modality?: ModalityRows;
 }
 
@@ -162,43 +84,6 @@ export class Attention extends Module {
       : undefined;
   }
 
-  /** Returns q [B, T, H, D], k and v [B, T, Hkv, D] for x [B, T, dim], before RoPE. */
-  private project(x: Tensor, rows: ModalityRows | undefined): [Tensor, Tensor, Tensor] {
-    const [B, T, dim] = x.shape as [number, number, number];
-    const { heads: H, kvHeads: Hkv, headDim: D } = this;
-    let qkv: Tensor[];
-    const image = this.image;
-    if (!image) qkv = [this.q, this.k, this.v].map((l) => l.forward(x));
-    else {
-      qkv = byModality(
-        reshape(x, [B * T, dim]),
-        needRows(rows, "Attention"),
-        (h) => [this.q.forward(h), this.k.forward(h), this.v.forward(h)],
-        (h) => [image.q.forward(h), image.k.forward(h), image.v.forward(h)],
-      );
-    }
-    return [
-      reshape(qkv[0]!, [B, T, H, D]),
-      reshape(qkv[1]!, [B, T, Hkv, D]),
-      reshape(qkv[2]!, [B, T, Hkv, D]),
-    ];
-  }
-
-  /** Returns the output projection of the attention result y [B, T, H, D] as [B, T, dim]. */
-  private output(y: Tensor, rows: ModalityRows | undefined): Tensor {
-    const [B, T] = y.shape as [number, number];
-    const width = this.heads * this.headDim;
-    const image = this.image;
-    if (!image) return this.o.forward(reshape(y, [B, T, width]));
-    const [out] = byModality(
-      reshape(y, [B * T, width]),
-      needRows(rows, "Attention"),
-      (h) => [this.o.forward(h)],
-      (h) => [image.o.forward(h)],
-    );
-    return reshape(out!, [B, T, out!.shape[1]!]);
-  }
-
   /** Returns attention over x [B, T, dim]; the head split is a view, never a transpose. */
   forward(x: Tensor, ctx: AttentionContext): Tensor {
     let [q, k, v] = this.project(x, ctx.modality);
@@ -210,28 +95,26 @@ export class Attention extends Module {
     return this.output(y, ctx.modality);
   }
 
-  /**
-   * Returns attention for new positions x [B, Tnew, dim] against a key/value cache: their keys
-   * and values are written at `step.offset` (the caller decides whether the cache length then
-   * advances past them) and the new queries attend over the whole cache under `step.mask`.
-   * For inference only (no gradient flows into the cache).
-   */
-  forwardCached(x: Tensor, step: CacheStep, cache: LayerCache): Tensor {
+  /** Returns q [B, T, H, D], k and v [B, T, Hkv, D] for x [B, T, dim], before RoPE. */
+  project(x: Tensor, rows: ModalityRows | undefined): [Tensor, Tensor, Tensor] {
     const [B, T] = x.shape as [number, number];
-    const { headDim: D, kvHeads: Hkv } = this;
-    const [q0, k0, v] = this.project(x, step.modality);
-    const q = rope(q0, step.cos, step.sin);
-    const k = rope(k0, step.cos, step.sin);
-    const row = Hkv * D;
-    for (let b = 0; b < B; b++) {
-      const dst = (b * step.capacity + step.offset) * row;
-      cache.k.set(k.f32.subarray(b * T * row, (b + 1) * T * row), dst);
-      cache.v.set(v.f32.subarray(b * T * row, (b + 1) * T * row), dst);
-    }
-    const K = new Tensor(cache.k, [B, step.capacity, Hkv, D]);
-    const V = new Tensor(cache.v, [B, step.capacity, Hkv, D]);
-    const y = attention(q, K, V, { mask: step.mask });
-    return this.output(y, step.modality);
+    const { heads: H, kvHeads: Hkv, headDim: D } = this;
+    const img = this.image;
+    const [q, k, v] = perModality(
+      x,
+      rows,
+      [this.q, this.k, this.v],
+      img && [img.q, img.k, img.v],
+      "Attention",
+    );
+    return [reshape(q!, [B, T, H, D]), reshape(k!, [B, T, Hkv, D]), reshape(v!, [B, T, Hkv, D])];
+  }
+
+  /** Returns the output projection of the attention result y [B, T, H, D] as [B, T, dim]. */
+  output(y: Tensor, rows: ModalityRows | undefined): Tensor {
+    const [B, T] = y.shape as [number, number];
+    const flat = reshape(y, [B, T, this.heads * this.headDim]);
+    return perModality(flat, rows, [this.o], this.image && [this.image.o], "Attention")[0]!;
   }
 }
 
@@ -303,23 +186,8 @@ export class Block extends Module {
     return add(h, this.feedForward(this.mlpNorm.forward(h), ctx.modality));
   }
 
-  /** Returns the block applied to new positions against a key/value cache (inference). */
-  forwardCached(x: Tensor, step: CacheStep, cache: LayerCache): Tensor {
-    const h = add(x, this.attn.forwardCached(this.attnNorm.forward(x), step, cache));
-    return add(h, this.feedForward(this.mlpNorm.forward(h), step.modality));
-  }
-
   /** Returns the MLP of x [B, T, dim], per modality when the block has an image MLP. */
-  private feedForward(x: Tensor, rows: ModalityRows | undefined): Tensor {
-    const image = this.mlpImage;
-    if (!image) return this.mlp.forward(x);
-    const [B, T, dim] = x.shape as [number, number, number];
-    const [y] = byModality(
-      reshape(x, [B * T, dim]),
-      needRows(rows, "Block"),
-      (h) => [this.mlp.forward(h)],
-      (h) => [image.forward(h)],
-    );
-    return reshape(y!, [B, T, dim]);
+  feedForward(x: Tensor, rows: ModalityRows | undefined): Tensor {
+    return perModality(x, rows, [this.mlp], this.mlpImage && [this.mlpImage], "Block")[0]!;
   }
 }
