@@ -1,16 +1,18 @@
 /**
  * What the image-autoencoder trainers (the KL-VAE's in vae-train.ts, the VQ tokenizer's in
- * vqvae-train.ts) share: data resolution, shuffled batches, the optimiser and its schedule,
- * progress timing, held-out PSNR and reconstruction grids.
+ * vqvae-train.ts) share: data resolution, shuffled batches, the optimiser settings (the step
+ * itself is tensor/train-step.ts), the step loop with progress, held-out PSNR and
+ * reconstruction grids.
  */
 import { join } from "node:path";
 import { type DatasetOptions, getDataset } from "../data/datasets/index.js";
 import type { SplitName } from "../data/datasets/types.js";
 import { writeImageGrid } from "../data/grid.js";
 import { checkImage, floatToImage, type Image, imagesToTensor } from "../data/image.js";
-import { AdamW, clipFactor, cosineLr } from "../tensor/optim.js";
+import { AdamW } from "../tensor/optim.js";
 import type { Rng } from "../tensor/rng.js";
 import type { Tensor } from "../tensor/tensor.js";
+import { TrainStepper } from "../tensor/train-step.js";
 
 /** Where a trainer's images come from. */
 export interface ImageDataOptions {
@@ -104,26 +106,17 @@ export function batchDrawer(src: ImageSource, batchSize: number, rng: Rng): () =
 }
 
 /**
- * Returns the autoencoders' optimiser (AdamW, β2 = 0.99, no weight decay: a small conv net
- * trained briefly, not the paper's transformer) and `update(step)`, which applies one step
- * clipped to gradient norm 1 at the warmup (5%) + cosine (to lr/10) rate, clears the
- * gradients and returns the rate used.
+ * Returns the autoencoders' step helper: AdamW (β2 = 0.99, no weight decay: a small conv net
+ * trained briefly, not the paper's transformer), gradients clipped to norm 1, warmup (5%) +
+ * cosine decay to lr/10.
  */
-export function autoencoderOptimizer(
-  params: Tensor[],
-  lr: number,
-  steps: number,
-): { opt: AdamW; update: (step: number) => number } {
+export function autoencoderStepper(params: Tensor[], lr: number, steps: number): TrainStepper {
   const opt = new AdamW(params, { lr, beta2: 0.99, weightDecay: 0 });
   const warmupSteps = Math.ceil(steps * 0.05);
-  const schedule = { maxLr: lr, minLr: lr / 10, warmupSteps, totalSteps: steps };
-  const update = (step: number): number => {
-    const rate = cosineLr(step, schedule);
-    opt.update(rate, clipFactor(params, 1).factor);
-    opt.zeroGrad();
-    return rate;
-  };
-  return { opt, update };
+  return new TrainStepper(opt, {
+    schedule: { maxLr: lr, minLr: lr / 10, warmupSteps, totalSteps: steps },
+    clip: 1,
+  });
 }
 
 /** Where a training run stands, as progress callbacks receive it. */
@@ -135,10 +128,11 @@ export interface StepTiming {
 }
 
 /**
- * Returns the seconds the loop took, after running `body(step)` for step = 0 … steps − 1.
- * Every `progressEvery` steps and after the last, `onProgress` gets the body's report with
- * the step count, elapsed time and ETA; every `gridEvery` steps (0: never; not after the
- * last, which the caller writes as the final grid) `writeGrid` gets recon-stepNNNNNN.png.
+ * Returns the seconds the loop took, after running `body(step)` for step = 0 … steps − 1
+ * (the body applies the step through `stepper`, whose clock times the loop). Every
+ * `progressEvery` steps and after the last, `onProgress` gets the body's report with the step
+ * count, elapsed time and ETA; every `gridEvery` steps (0: never; not after the last, which
+ * the caller writes as the final grid) `writeGrid` gets recon-stepNNNNNN.png.
  */
 export async function runSteps<R extends object>(
   o: {
@@ -147,22 +141,20 @@ export async function runSteps<R extends object>(
     gridEvery: number;
     onProgress?: ((p: StepTiming & R) => void) | undefined;
   },
+  stepper: TrainStepper,
   writeGrid: (name: string) => Promise<void>,
   body: (step: number) => R,
 ): Promise<number> {
-  const start = performance.now();
   for (let step = 0; step < o.steps; step++) {
+    stepper.begin();
     const report = body(step);
     const done = step + 1;
-    if (o.onProgress && (done % o.progressEvery === 0 || done === o.steps)) {
-      const seconds = (performance.now() - start) / 1000;
-      const etaSeconds = (seconds / done) * (o.steps - done);
-      o.onProgress({ step: done, steps: o.steps, ...report, seconds, etaSeconds });
-    }
+    if (o.onProgress && (done % o.progressEvery === 0 || done === o.steps))
+      o.onProgress({ step: done, steps: o.steps, ...report, ...stepper.progress(done, o.steps) });
     if (o.gridEvery > 0 && done % o.gridEvery === 0 && done < o.steps)
       await writeGrid(`recon-step${String(done).padStart(6, "0")}.png`);
   }
-  return (performance.now() - start) / 1000;
+  return stepper.elapsed();
 }
 
 /**

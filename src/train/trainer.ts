@@ -23,9 +23,10 @@ import { checkFiniteSaving } from "../io/integrity.js";
 import { type TransfusionBatch, transfusionLoss } from "../model/loss.js";
 import type { Transfusion } from "../model/transfusion.js";
 import { backend } from "../tensor/backends/index.js";
-import { AdamW, clipFactor, cosineLr } from "../tensor/optim.js";
+import { AdamW } from "../tensor/optim.js";
 import { withArena } from "../tensor/pool.js";
 import { Rng, mixSeed as stepSeed } from "../tensor/rng.js";
+import { TrainStepper } from "../tensor/train-step.js";
 
 export interface TrainSettings {
   steps: number;
@@ -98,6 +99,8 @@ export interface TrainerOptions {
 export class Trainer {
   readonly model: Transfusion;
   readonly opt: AdamW;
+  /** Learning rate, clipping, the update and step timing. */
+  private readonly stepper: TrainStepper;
   readonly settings: TrainSettings;
   /** EMA of each parameter, by name. */
   readonly ema = new Map<string, Float32Array>();
@@ -119,6 +122,12 @@ export class Trainer {
       })),
       { lr: s.maxLr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay },
     );
+    this.stepper = new TrainStepper(this.opt, {
+      schedule: { maxLr: s.maxLr, minLr: s.minLr, warmupSteps: s.warmupSteps, totalSteps: s.steps },
+      clip: s.clip,
+      // A bad batch or a spike is skipped, not applied; nanPatience decides when to give up.
+      skipNonFinite: true,
+    });
     for (const [name, p] of o.model.namedParameters()) this.ema.set(name, p.f32.slice());
   }
 
@@ -145,13 +154,7 @@ export class Trainer {
 
   /** Returns the learning rate of step `step`. */
   lr(step: number): number {
-    const s = this.settings;
-    return cosineLr(step, {
-      maxLr: s.maxLr,
-      minLr: s.minLr,
-      warmupSteps: s.warmupSteps,
-      totalSteps: s.steps,
-    });
+    return this.stepper.lr(step);
   }
 
   /** Runs one step (or skips it if the loss or gradients are not finite); returns its metrics. */
@@ -161,7 +164,7 @@ export class Trainer {
   }
 
   private trainStepInner(): StepMetrics {
-    const t0 = process.hrtime.bigint();
+    this.stepper.begin();
     const { seed } = this.settings;
     const batch = this.o.batchFor(this.step, new Rng(stepSeed(seed, this.step, 1)));
     const parts = transfusionLoss(
@@ -172,19 +175,14 @@ export class Trainer {
     );
     const total = parts.total.item();
     parts.total.backward();
-    const params = this.model.parameters();
-    const { norm, factor } = clipFactor(params, this.settings.clip);
-    const lr = this.lr(this.step);
-    const finite = Number.isFinite(total) && Number.isFinite(norm);
+    const { lr, gradNorm: norm, applied: finite } = this.stepper.apply(this.step, total);
     if (finite) {
-      this.opt.update(lr, factor);
       this.updateEma();
       this.consecutiveBad = 0;
     } else {
       this.skippedSteps++;
       this.consecutiveBad++;
     }
-    this.opt.zeroGrad();
     this.step++;
     if (this.consecutiveBad > this.settings.nanPatience) {
       throw new Error(
@@ -193,7 +191,7 @@ export class Trainer {
           "The last good checkpoint was kept.",
       );
     }
-    const stepSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const stepSeconds = this.stepper.stepSeconds();
     return {
       step: this.step,
       lm: parts.lm,

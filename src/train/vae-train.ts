@@ -15,7 +15,7 @@ import { Rng } from "../tensor/rng.js";
 import { readSafetensorsFile, writeSafetensorsFile } from "../tensor/safetensors.js";
 import type { Tensor } from "../tensor/tensor.js";
 import {
-  autoencoderOptimizer,
+  autoencoderStepper,
   batchDrawer,
   checkIntOption,
   checkLr,
@@ -131,7 +131,7 @@ export async function trainVae(options: TrainVaeOptions): Promise<TrainVaeResult
   vae.latentShape(sample.height, sample.width);
   const dataRng = new Rng((o.seed ^ 0x5eed) >>> 0);
   const noiseRng = new Rng((o.seed ^ 0xa11ce) >>> 0);
-  const { update } = autoencoderOptimizer(vae.parameters(), o.lr, steps);
+  const stepper = autoencoderStepper(vae.parameters(), o.lr, steps);
   const files: string[] = [];
   const reconstruct = (x: Tensor) => decodeMeans(vae, x, 64);
   const writeGrid = gridWriter(o.outDir, firstImages(data.test, 8), reconstruct, files);
@@ -139,7 +139,7 @@ export async function trainVae(options: TrainVaeOptions): Promise<TrainVaeResult
 
   const tail: Array<[number, number]> = [];
   const tailLength = Math.max(1, Math.ceil(steps / 10));
-  const seconds = await runSteps({ ...o, steps, gridEvery }, writeGrid, (step) => {
+  const seconds = await runSteps({ ...o, steps, gridEvery }, stepper, writeGrid, (step) => {
     const x = nextBatch();
     const { mean: mu, logvar } = vae.encode(x);
     const xr = vae.decode(vae.sample(mu, logvar, noiseRng));
@@ -152,7 +152,7 @@ export async function trainVae(options: TrainVaeOptions): Promise<TrainVaeResult
     if (!Number.isFinite(lv))
       throw new Error(`trainVae: loss became ${lv} at step ${step + 1}; lower the learning rate`);
     loss.backward();
-    const lr = update(step);
+    const { lr } = stepper.apply(step);
     tail.push([rv, kv]);
     if (tail.length > tailLength) tail.shift();
     return { loss: lv, recon: rv, kl: kv, lr };

@@ -13,7 +13,7 @@ import type { AdamW } from "../tensor/optim.js";
 import { Rng } from "../tensor/rng.js";
 import { noGrad, type Tensor } from "../tensor/tensor.js";
 import {
-  autoencoderOptimizer,
+  autoencoderStepper,
   batchDrawer,
   checkIntOption,
   checkLr,
@@ -187,13 +187,13 @@ export async function trainVqVae(options: TrainVqVaeOptions): Promise<TrainVqVae
   const K = vq.config.codebookSize;
   const window = checkIntOption(who, "deadCodeWindow", o.deadCodeWindow ?? 8 * K, 0);
   const restarter = new CodeRestarter(K, window, new Rng((o.seed ^ 0xdead) >>> 0));
-  const { opt, update } = autoencoderOptimizer(vq.parameters(), o.lr, steps);
+  const stepper = autoencoderStepper(vq.parameters(), o.lr, steps);
   const files: string[] = [];
   const reconstruct = (x: Tensor) => vq.decodeCodes(vq.encodeCodes(x), x.shape[0]!, h, w);
   const writeGrid = gridWriter(o.outDir, firstImages(data.test, 8), reconstruct, files);
   const nextBatch = batchDrawer(data.train, batchSize, new Rng((o.seed ^ 0x5eed) >>> 0));
 
-  const seconds = await runSteps({ ...o, steps, gridEvery }, writeGrid, (step) => {
+  const seconds = await runSteps({ ...o, steps, gridEvery }, stepper, writeGrid, (step) => {
     const x = nextBatch();
     const out = vq.forward(x);
     const recon = mean(square(sub(out.recon, x)));
@@ -203,11 +203,11 @@ export async function trainVqVae(options: TrainVqVaeOptions): Promise<TrainVqVae
       throw new Error(`${who}: loss became ${lv} at step ${step + 1}; lower the learning rate`);
     const [rv, cv, mv] = [recon.item(), out.codebookLoss.item(), out.commitLoss.item()];
     loss.backward();
-    const lr = update(step);
+    const { lr } = stepper.apply(step);
     // After the update, so the re-seeded rows are what the next step sees.
     const rows = () => noGrad(() => permute(out.z, [0, 2, 3, 1])).f32;
     const dead = restarter.update(vq.codebook.f32, rows, out.codes);
-    resetMoments(opt, vq.codebook, dead);
+    resetMoments(stepper.opt, vq.codebook, dead);
     const live = restarter.live();
     return {
       loss: lv,
