@@ -47,7 +47,7 @@ export function familyCurve(
 }
 
 /**
- * Writes one plot per metric (value against log10 training FLOPs, both families) and the
+ * Writes one plot per metric (value against training TFLOP, both families) and the
  * parity JSON; returns the files and the Markdown (parity table, plots) for the report.
  */
 export async function writeComputeReport(
@@ -82,18 +82,18 @@ export async function writeComputeReport(
       {
         name: "Transfusion",
         colour: [31, 119, 180],
-        points: tf.map((c) => [Math.log10(c.flops), c.value]),
+        points: tf.map((c) => [c.flops / 1e12, c.value]),
       },
       {
         name: "discrete tokens",
         colour: [214, 39, 40],
-        points: dt.map((c) => [Math.log10(c.flops), c.value]),
+        points: dt.map((c) => [c.flops / 1e12, c.value]),
       },
     ];
     if (series.every((s) => s.points.length === 0)) continue;
     const opts = {
       title: `${m.label} (${m.better} is better) against training compute, mean of seeds`,
-      xLabel: "log10 training FLOPs",
+      xLabel: "training TFLOP",
     };
     const base = join(outDir, `${spec.name}-${m.metric}`);
     files[m.metric] = `${base}.png`;

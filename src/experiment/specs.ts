@@ -144,12 +144,13 @@ export const EXPERIMENTS: Record<string, ExperimentSpec> = {
     variants: CHAMELEON_BUDGETS.flatMap((scale) => [
       {
         id: `transfusion-x${scale}`,
-        label: `Transfusion, ${scale}× steps`,
+        // "x", not "×": the sample grids' bitmap font has no multiplication sign.
+        label: `Transfusion, ${scale}x steps`,
         stepsScale: scale,
       },
       {
         id: `chameleon-x${scale}`,
-        label: `discrete tokens, ${scale}× steps`,
+        label: `discrete tokens, ${scale}x steps`,
         model: { imageCodes: CHAMELEON_CODES },
         stepsScale: scale,
       },
