@@ -76,6 +76,12 @@ export function parseTextCorpus(v: string): string {
   return parseChoice(v, "--text-corpus", [...TEXT_CORPUS_NAMES, "none"]);
 }
 
+/** Returns nothing; throws when --shapes-difficulty was given for data other than shapes. */
+export function checkShapesDifficultyFor(data: string, difficulty: string | undefined): void {
+  if (difficulty !== undefined && data !== "shapes")
+    throw new Error(`--shapes-difficulty applies only to --data shapes, not ${data}`);
+}
+
 /** Returns a shapes difficulty from the value of --shapes-difficulty. */
 export function parseShapesDifficulty(v: string): ShapesDifficulty {
   return parseChoice(v, "--shapes-difficulty", ["easy", "medium", "hard"] as const);

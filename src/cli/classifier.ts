@@ -13,7 +13,13 @@ import {
   measureClassifier,
   trainClassifier,
 } from "../eval/classifier.js";
-import { parseChoice, parseInteger, parseShapesDifficulty, trainingFlagOptions } from "./args.js";
+import {
+  checkShapesDifficultyFor,
+  parseChoice,
+  parseInteger,
+  parseShapesDifficulty,
+  trainingFlagOptions,
+} from "./args.js";
 import { addAlias, addRunFlags, addTrainerFlags } from "./flags.js";
 import { fmt, printJson, table } from "./output.js";
 import { stageProgress } from "./progress.js";
@@ -71,8 +77,7 @@ export function registerClassifier(program: Command): void {
   addAlias(train, "--batch", "--batch-size");
   addAlias(train, "--eval-count", "--test-images");
   addRunFlags(train, { quiet: true }).action(async (o) => {
-    if (o.shapesDifficulty !== undefined && o.data !== "shapes")
-      throw new Error(`--shapes-difficulty applies only to --data shapes, not ${o.data}`);
+    checkShapesDifficultyFor(o.data, o.shapesDifficulty);
     const difficulty: ShapesDifficulty | undefined =
       o.data === "shapes" ? (o.shapesDifficulty ?? "medium") : undefined;
     const dir: string =

@@ -10,7 +10,13 @@ import {
   trainVqVae,
   VQVAE_TRAIN_DEFAULTS,
 } from "../train/vqvae-train.js";
-import { parseDataName, parseInteger, parseShapesDifficulty, trainingFlagOptions } from "./args.js";
+import {
+  checkShapesDifficultyFor,
+  parseDataName,
+  parseInteger,
+  parseShapesDifficulty,
+  trainingFlagOptions,
+} from "./args.js";
 import { addRunFlags, addTrainerFlags } from "./flags.js";
 import { fmt, printJson, table } from "./output.js";
 import { stageProgress } from "./progress.js";
@@ -20,8 +26,7 @@ function datasetOptions(
   data: string,
   o: { shapesDifficulty?: string; imageSize?: number },
 ): DatasetOptions {
-  if (o.shapesDifficulty !== undefined && data !== "shapes")
-    throw new Error(`--shapes-difficulty applies only to --data shapes, not ${data}`);
+  checkShapesDifficultyFor(data, o.shapesDifficulty);
   return {
     ...(o.shapesDifficulty
       ? { difficulty: o.shapesDifficulty as DatasetOptions["difficulty"] }
