@@ -8,7 +8,7 @@ import { registerDemo } from "./demo.js";
 import { registerEval } from "./eval.js";
 import { registerExperiment } from "./experiment.js";
 import { registerGenerate } from "./generate.js";
-import { registerTrain } from "./train.js";
+import { registerPack, registerTrain } from "./train.js";
 import { registerVae } from "./vae.js";
 import { version } from "./version.js";
 import { registerVqVae } from "./vqvae.js";
@@ -34,6 +34,7 @@ export function buildProgram(): Command {
     });
   registerDemo(program);
   registerTrain(program);
+  registerPack(program);
   registerGenerate(program);
   registerComplete(program);
   registerCaption(program);

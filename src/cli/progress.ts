@@ -54,7 +54,11 @@ export const EVAL_LABELS = {
   text: "scoring held-out text",
 } as const;
 
-const PROGRESS_LABELS = { tokenizer: "tokenizer merges", encode: "encoding images" } as const;
+const PROGRESS_LABELS = {
+  tokenizer: "tokenizer merges",
+  encode: "encoding images",
+  pack: "packing batches",
+} as const;
 
 /**
  * Returns an event handler that draws run progress on stderr: an updating line on a terminal,

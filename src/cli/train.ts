@@ -5,6 +5,7 @@ import { DATASET_NAMES, type ShapesDifficulty } from "../data/datasets/index.js"
 import { PRESETS } from "../model/config.js";
 import { type RunOptions, runTraining } from "../train/run.js";
 import { loadRunConfig, RUN_PRESETS, type RunConfig } from "../train/run-config.js";
+import { type PackOptions, packRun } from "../train/run-pack.js";
 import {
   parseDataOrFile,
   parseInteger,
@@ -141,6 +142,42 @@ export function registerTrain(program: Command): void {
       }
     } finally {
       flag.dispose();
+    }
+  });
+}
+
+export function registerPack(program: Command): void {
+  addRunOptions(
+    program
+      .command("pack")
+      .description(
+        "prepare a run as `train` would (tokenizer, VAE, latents) and write its batches to shards for python/train.py (PyTorch, torchrun) instead of training; running again resumes",
+      )
+      .option("--out <dir>", "pack folder (pack.json, checkpoint/, shards/)", "runs/pack")
+      .option("--shard-size <n>", "steps per shard file (≥ 1)", (v) =>
+        parseInteger(v, "--shard-size", 1),
+      )
+      .addHelpText(
+        "after",
+        "\n--steps sets how many batches are written: one per training step.\nThen: torchrun --nproc_per_node N python/train.py --pack <dir> --out <run> (see README, 'Training at scale').",
+      ),
+  ).action(async (o) => {
+    const cfg = applyRunFlags(RUN_PRESETS.default!(), o);
+    const opts: PackOptions = {
+      ...cfg,
+      out: o.out,
+      resume: o.resume,
+      shardSize: o.shardSize ?? 250,
+      onEvent: runProgress(false),
+    };
+    if (o.vae) opts.vaeFrom = o.vae;
+    const r = await packRun(opts);
+    if (o.json) printJson({ ...r, seconds: Math.round(r.seconds) });
+    else {
+      console.log(
+        `packed ${r.steps} batches in ${r.shards.length} shard(s)${r.kept ? ` (${r.kept} kept from before)` : ""}: ${r.dir}`,
+      );
+      console.log(`  step-0 checkpoint: ${r.checkpoint}`);
     }
   });
 }

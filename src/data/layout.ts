@@ -14,6 +14,11 @@ export interface ImageSpan {
   gridW: number;
   /** Diffusion timestep drawn for this image (integer in [0, T)). */
   t: number;
+  /**
+   * The exclusive bound t was drawn below: the noise cap for captioning-like images, else T.
+   * Absent where no timestep was drawn (generation) or the drawer did not record it.
+   */
+  tMax?: number;
   /** Whether the diffusion loss is taken on this image (false for clean conditioning images). */
   diffuse: boolean;
 }

@@ -69,13 +69,21 @@ export function pairDocument(
   opts: Omit<MixerOptions, "seqLen" | "rows">,
 ): TokenDocument {
   if (rng.uniform() < opts.captionFirst) {
-    const t = rng.int(opts.diffusionSteps);
+    const tMax = opts.diffusionSteps;
+    const t = rng.int(tMax);
     const dropped = rng.uniform() < opts.captionDropout;
-    return { segments: dropped ? [{ image: i, t }] : [{ text: caption }, { image: i, t }] };
+    const image = { image: i, t, tMax };
+    return { segments: dropped ? [image] : [{ text: caption }, image] };
   }
-  const cap =
-    opts.noiseCap === null ? opts.diffusionSteps : Math.min(opts.noiseCap, opts.diffusionSteps);
-  return { segments: [{ image: i, t: rng.int(cap) }, { text: caption }] };
+  const tMax = noiseCapOf(opts);
+  return { segments: [{ image: i, t: rng.int(tMax), tMax }, { text: caption }] };
+}
+
+/** Returns the exclusive bound of t for captioning-like images: the noise cap, at most T. */
+function noiseCapOf(opts: Pick<MixerOptions, "noiseCap" | "diffusionSteps">): number {
+  return opts.noiseCap === null
+    ? opts.diffusionSteps
+    : Math.min(opts.noiseCap, opts.diffusionSteps);
 }
 
 /**
@@ -88,16 +96,15 @@ export function templateDocument(
   opts: Omit<MixerOptions, "seqLen" | "rows">,
 ): TokenDocument {
   let textSeen = false;
-  const cap =
-    opts.noiseCap === null ? opts.diffusionSteps : Math.min(opts.noiseCap, opts.diffusionSteps);
+  const cap = noiseCapOf(opts);
   const segments = tpl.map((s, i) => {
     if ("text" in s) {
       textSeen = true;
       return { text: s.text };
     }
     const textAfter = tpl.slice(i + 1).some((n) => "text" in n);
-    const capped = !textSeen && textAfter;
-    return { image: s.image, t: rng.int(capped ? cap : opts.diffusionSteps) };
+    const tMax = !textSeen && textAfter ? cap : opts.diffusionSteps;
+    return { image: s.image, t: rng.int(tMax), tMax };
   });
   return { segments };
 }

@@ -18,6 +18,8 @@ export type Segment =
       image: number;
       /** Diffusion timestep for this image. */
       t: number;
+      /** The exclusive bound t was drawn below (the noise cap, or T), when known. */
+      tMax?: number;
       /** Whether this image is noised and gets the diffusion loss (default true). */
       diffuse?: boolean;
     };
@@ -118,6 +120,7 @@ export function packDocuments(
             gridH: opts.gridH,
             gridW: opts.gridW,
             t: s.t,
+            ...(s.tMax === undefined ? {} : { tMax: s.tMax }),
             diffuse: s.diffuse ?? true,
           });
           imageSources.push({ latent: s.image, t: s.t, diffuse: s.diffuse ?? true });

@@ -29,7 +29,7 @@ import type { RunOptions, RunResult } from "./run.js";
 import type { Autoencoder } from "./run-autoencoder.js";
 import { runRecord, runSettings } from "./run-checks.js";
 import { appendHistory, readHistory, rewriteHistory, writeLossCurves } from "./run-log.js";
-import { loadWeights, type StepMetrics, Trainer } from "./trainer.js";
+import { loadWeights, type StepMetrics, Trainer, type TrainSettings } from "./trainer.js";
 
 /** Everything the training stage of a run needs, prepared by runTraining. */
 export interface TrainStage {
@@ -60,37 +60,7 @@ export async function trainStage(o: RunOptions, s: TrainStage): Promise<RunResul
   const sampleModel = new Transfusion(config, new Rng(0));
   const sampler = new TransfusionPipeline(sampleModel, tokenizer, ae, out);
   if (ae) mkdirSync(join(out, "samples"), { recursive: true });
-  // Computed once: the tokenizer and the autoencoder do not change while training.
-  const fingerprints = checkpointFingerprints(tokenizer, ae);
-  const autoencoder = ae ? (ae instanceof VqVae ? VQVAE_WEIGHTS_FILE : VAE_WEIGHTS_FILE) : null;
-
-  const writeStatic = (dir: string, step: number) => {
-    tokenizer.save(join(dir, TOKENIZER_FILE));
-    if (ae instanceof VqVae) saveVqVae(ae, dir);
-    else if (ae) saveVae(ae, dir);
-    writeJson(join(dir, CONFIG_FILE), {
-      format: CHECKPOINT_FORMAT,
-      version: CHECKPOINT_VERSION,
-      step,
-      model: config,
-      train: settings,
-      mixer: s.mixer,
-      data: o.data,
-      // The options the run was started with: what evaluation needs to rebuild the held-out
-      // data (see `transfusion eval`), and what a resume must ask for again.
-      run: runRecord(o),
-      // The image autoencoder's weights file; null for a model trained on text only.
-      autoencoder,
-      // The content of the checkpoint's other files, so one swapped in from another run is refused.
-      fingerprints,
-      special: {
-        boi: tokenizer.boiId,
-        eoi: tokenizer.eoiId,
-        pad: tokenizer.padId,
-        eod: tokenizer.eodId,
-      },
-    });
-  };
+  const writeStatic = checkpointFilesWriter(o, s, settings);
   const writeSamples = async (trainer: Trainer) => {
     // A text-only model draws nothing.
     if (!ae) return;
@@ -173,5 +143,49 @@ export async function trainStage(o: RunOptions, s: TrainStage): Promise<RunResul
     files,
     vaePsnr: s.vaePsnr,
     dataset: s.dataset,
+  };
+}
+
+/**
+ * Returns the writer of a run checkpoint's non-weight files (config.json, tokenizer.json and the
+ * autoencoder) into a folder, for the trainer here and for `transfusion pack`'s step-0
+ * checkpoint, so both describe a run the same way.
+ */
+export function checkpointFilesWriter(
+  o: RunOptions,
+  s: Pick<TrainStage, "config" | "mixer" | "tokenizer" | "ae">,
+  settings: TrainSettings,
+): (dir: string, step: number) => void {
+  const { config, tokenizer, ae } = s;
+  // Computed once: the tokenizer and the autoencoder do not change while training.
+  const fingerprints = checkpointFingerprints(tokenizer, ae);
+  const autoencoder = ae ? (ae instanceof VqVae ? VQVAE_WEIGHTS_FILE : VAE_WEIGHTS_FILE) : null;
+
+  return (dir: string, step: number) => {
+    tokenizer.save(join(dir, TOKENIZER_FILE));
+    if (ae instanceof VqVae) saveVqVae(ae, dir);
+    else if (ae) saveVae(ae, dir);
+    writeJson(join(dir, CONFIG_FILE), {
+      format: CHECKPOINT_FORMAT,
+      version: CHECKPOINT_VERSION,
+      step,
+      model: config,
+      train: settings,
+      mixer: s.mixer,
+      data: o.data,
+      // The options the run was started with: what evaluation needs to rebuild the held-out
+      // data (see `transfusion eval`), and what a resume must ask for again.
+      run: runRecord(o),
+      // The image autoencoder's weights file; null for a model trained on text only.
+      autoencoder,
+      // The content of the checkpoint's other files, so one swapped in from another run is refused.
+      fingerprints,
+      special: {
+        boi: tokenizer.boiId,
+        eoi: tokenizer.eoiId,
+        pad: tokenizer.padId,
+        eod: tokenizer.eodId,
+      },
+    });
   };
 }

@@ -40,7 +40,7 @@ import {
 } from "./run-checks.js";
 import { encodeAll, encodeAllCodes, heldOutCaptions, loadData } from "./run-data.js";
 import { readHistory, removeTempLeftovers } from "./run-log.js";
-import { trainStage } from "./run-train.js";
+import { type TrainStage, trainStage } from "./run-train.js";
 import type { StepMetrics, TrainSettings } from "./trainer.js";
 import type { TrainVaeOptions } from "./vae-train.js";
 import type { TrainVqVaeOptions } from "./vqvae-train.js";
@@ -95,7 +95,7 @@ export type RunEvent =
   /** A long stage without training steps (encoding images, training the tokenizer). */
   | {
       kind: "progress";
-      stage: "encode" | "tokenizer";
+      stage: "encode" | "tokenizer" | "pack";
       done: number;
       total: number;
       etaSeconds: number;
@@ -115,6 +115,15 @@ export interface RunResult {
 
 /** Runs (or resumes) a training run; returns the trained pipeline and what was written. */
 export async function runTraining(o: RunOptions): Promise<RunResult> {
+  return trainStage(o, await prepareRun(o));
+}
+
+/**
+ * Returns everything a run needs before its first step — checked options, data, tokenizer,
+ * autoencoder (trained when needed), latents and the batch source — for the training stage
+ * (`transfusion train`) or for packing batches for another trainer (`transfusion pack`).
+ */
+export async function prepareRun(o: RunOptions): Promise<TrainStage> {
   const t0 = Date.now();
   const emit = o.onEvent ?? (() => {});
   checkRunOptions(o);
@@ -269,7 +278,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     ...(templates ? { documents: templates } : {}),
     ...(text ? { text } : {}),
   };
-  return trainStage(o, {
+  return {
     t0,
     out,
     ckptDir,
@@ -285,7 +294,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       o.sampleCaptions ??
       (data.dataset ? heldOutCaptions(data.dataset, 8) : data.captions.slice(0, 8)),
     batchFor: (rng) => mixBatch(sources, pack, mixer, rng),
-  });
+  };
 }
 
 export { heldOutCaptions, readHistory, runSettings };
