@@ -231,6 +231,14 @@ function readTensorInfo(
 }
 
 /** Returns the typed array for one tensor's raw little-endian bytes. */
+/**
+ * Returns a fresh buffer holding raw's bytes. (Not raw.slice(): when raw is a Node Buffer read
+ * from a file, slice() returns a view of the whole file's memory, not a copy.)
+ */
+function copied(raw: Uint8Array): ArrayBuffer {
+  return new Uint8Array(raw).buffer;
+}
+
 function decodeData(
   dtype: StDtype,
   raw: Uint8Array,
@@ -240,19 +248,19 @@ function decodeData(
     case "F32":
       return aligned(raw, 4)
         ? new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4)
-        : new Float32Array(raw.slice().buffer);
+        : new Float32Array(copied(raw));
     case "I32":
       return aligned(raw, 4)
         ? new Int32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4)
-        : new Int32Array(raw.slice().buffer);
+        : new Int32Array(copied(raw));
     case "F16":
       return decodeF16(raw);
     case "BF16":
       return decodeBf16(raw);
     case "F64":
-      return Float32Array.from(new Float64Array(raw.slice().buffer));
+      return Float32Array.from(new Float64Array(copied(raw)));
     case "I64": {
-      const wide = new BigInt64Array(raw.slice().buffer);
+      const wide = new BigInt64Array(copied(raw));
       const out = new Int32Array(wide.length);
       for (let i = 0; i < wide.length; i++) {
         const v = wide[i]!;
@@ -264,7 +272,7 @@ function decodeData(
       return out;
     }
     case "I16":
-      return Int32Array.from(new Int16Array(raw.slice().buffer));
+      return Int32Array.from(new Int16Array(copied(raw)));
     case "I8":
       return Int32Array.from(new Int8Array(raw.buffer, raw.byteOffset, raw.byteLength));
     case "U8":

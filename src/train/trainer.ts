@@ -26,6 +26,7 @@ import { backend } from "../tensor/backends/index.js";
 import { AdamW } from "../tensor/optim.js";
 import { withArena } from "../tensor/pool.js";
 import { Rng, mixSeed as stepSeed } from "../tensor/rng.js";
+import type { Tensor } from "../tensor/tensor.js";
 import { TrainStepper } from "../tensor/train-step.js";
 
 export interface TrainSettings {
@@ -114,14 +115,7 @@ export class Trainer {
     this.model = o.model;
     this.settings = o.settings;
     const s = o.settings;
-    this.opt = new AdamW(
-      o.model.namedParameters().map(([name, p]) => ({
-        param: p,
-        // Norm gains, biases and embeddings are not decayed (the usual AdamW practice).
-        decay: p.rank >= 2 && !name.startsWith("embed."),
-      })),
-      { lr: s.maxLr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay },
-    );
+    this.opt = trainerOptimizer(o.model.namedParameters(), s);
     this.stepper = new TrainStepper(this.opt, {
       schedule: { maxLr: s.maxLr, minLr: s.minLr, warmupSteps: s.warmupSteps, totalSteps: s.steps },
       clip: s.clip,
@@ -207,16 +201,7 @@ export class Trainer {
   }
 
   private updateEma(): void {
-    const d0 = this.settings.emaDecay;
-    if (d0 <= 0) return;
-    // Warm the average up so early checkpoints are not dominated by the random init.
-    const d = Math.min(d0, (1 + this.opt.step) / (10 + this.opt.step));
-    const be = backend();
-    for (const [name, p] of this.model.namedParameters()) {
-      const e = this.ema.get(name)!;
-      be.affine(e, e, e.length, d, 0);
-      be.axpy(e.length, 1 - d, p.f32, e);
-    }
+    updateEma(this.ema, this.model.namedParameters(), this.settings.emaDecay, this.opt.step);
   }
 
   /** Returns the sampling weights by name (the EMA, or the raw weights when EMA is off). */
@@ -290,6 +275,38 @@ export class Trainer {
     }
     await this.checkpoint();
     return { steps: this.step, interrupted: false };
+  }
+}
+
+/**
+ * Returns the trainer's AdamW over named parameters: decoupled weight decay on matrices, none
+ * on norm gains, biases and the embedding (the usual AdamW practice). python/train.py mirrors it.
+ */
+export function trainerOptimizer(named: Array<[string, Tensor]>, s: TrainSettings): AdamW {
+  return new AdamW(
+    named.map(([name, p]) => ({ param: p, decay: p.rank >= 2 && !name.startsWith("embed.") })),
+    { lr: s.maxLr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay },
+  );
+}
+
+/**
+ * Updates the EMA of each named parameter after AdamW update number `n` (1-based): e ← d·e +
+ * (1−d)·p with d = min(d0, (1+n)/(10+n)), warmed up so early checkpoints are not dominated by
+ * the random init. d0 = 0 turns the EMA off (nothing is updated).
+ */
+export function updateEma(
+  ema: Map<string, Float32Array>,
+  named: Array<[string, Tensor]>,
+  d0: number,
+  n: number,
+): void {
+  if (d0 <= 0) return;
+  const d = Math.min(d0, (1 + n) / (10 + n));
+  const be = backend();
+  for (const [name, p] of named) {
+    const e = ema.get(name)!;
+    be.affine(e, e, e.length, d, 0);
+    be.axpy(e.length, 1 - d, p.f32, e);
   }
 }
 
