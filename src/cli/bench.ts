@@ -1,48 +1,92 @@
 /** `transfusion bench …`: performance figures, printed as a table or one JSON line. */
 import type { Command } from "commander";
-import { runCoreBench } from "../bench/core.js";
+import { type CoreBenchResult, runCoreBench } from "../bench/core.js";
 import { PYTORCH_PORT_SAMPLE, runSampleBench } from "../bench/sample.js";
-import { PYTORCH_PORT_TRAIN, runTrainBench } from "../bench/train.js";
+import { PYTORCH_PORT_TRAIN, runTrainBench, type TrainBenchResult } from "../bench/train.js";
 import type { BackendName } from "../tensor/backends/index.js";
 import { parseInteger } from "./args.js";
 import { addRunFlags } from "./flags.js";
 import { endProgress, fmt, printJson, progressLine, table } from "./output.js";
 
-export function registerBench(program: Command): void {
-  const bench = program.command("bench").description("measure speed and memory");
-  const core = bench
-    .command("core")
-    .description(
-      "sgemm rate and one training step (forward+backward+AdamW) of a reference transformer " +
-        "(d=256, 4 layers, 4 heads, MLP 4×d, vocab 256, T=256, batch 8; smaller on the js backend)",
-    )
-    .option("--steps <n>", "timed training steps after warm-up", (v) =>
-      parseInteger(v, "--steps", 1),
-    )
-    .option("--dim <n>", "model width", (v) => parseInteger(v, "--dim", 1))
-    .option("--layers <n>", "transformer blocks", (v) => parseInteger(v, "--layers", 1))
-    .option("--seq-len <n>", "sequence length", (v) => parseInteger(v, "--seq-len", 1))
-    .option("--batch <n>", "batch size", (v) => parseInteger(v, "--batch", 1));
-  addRunFlags(core).action((o) => {
-    const backendName = o.backend as BackendName | undefined;
-    const r = runCoreBench({
-      ...(backendName ? { backend: backendName } : {}),
-      ...(o.steps !== undefined ? { steps: o.steps } : {}),
-      ...(o.dim !== undefined ? { dim: o.dim } : {}),
-      ...(o.layers !== undefined ? { layers: o.layers } : {}),
-      ...(o.seqLen !== undefined ? { seqLen: o.seqLen } : {}),
-      ...(o.batch !== undefined ? { batch: o.batch } : {}),
-      onProgress: progressLine(false),
-    });
+/** The options every bench takes besides its own. */
+interface CommonBenchOptions {
+  backend?: BackendName;
+  onProgress?: (msg: string) => void;
+}
+
+/** The names of O's number-valued options. */
+type NumberOption<O> = { [K in keyof O]-?: O[K] extends number | undefined ? K : never }[keyof O] &
+  string;
+
+/** One `transfusion bench <name>` command. */
+interface BenchCommand<O extends CommonBenchOptions, R> {
+  name: string;
+  description: string;
+  /** The bench's integer options (≥ 1) given as flags, with their help: seqLen → --seq-len <n>. */
+  flags: Partial<Record<NumberOption<O>, string>>;
+  run: (opts?: O) => R;
+  /** The table rows after the backend row. */
+  rows: (r: R) => Array<[string, string]>;
+}
+
+/**
+ * Adds a bench command: its integer flags, --backend and --json, and the action that runs the
+ * bench with the chosen backend, the flags that were given and a progress line, then prints
+ * the result as one JSON line or as a table.
+ */
+function addBench<O extends CommonBenchOptions, R extends { backend: string; threads: number }>(
+  bench: Command,
+  { name, description, flags, run, rows }: BenchCommand<O, R>,
+): void {
+  const cmd = bench.command(name).description(description);
+  const keys = Object.keys(flags);
+  for (const [key, help] of Object.entries(flags) as Array<[string, string]>) {
+    const flag = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    cmd.option(`${flag} <n>`, help, (v) => parseInteger(v, flag, 1));
+  }
+  addRunFlags(cmd).action((o) => {
+    const opts: Record<string, unknown> = o.backend ? { backend: o.backend } : {};
+    for (const key of keys) if (o[key] !== undefined) opts[key] = o[key];
+    opts.onProgress = progressLine(false);
+    const r = run(opts as O);
     endProgress();
     if (o.json) {
       printJson(r);
       return;
     }
-    const s = r.shape;
-    console.log(
-      table([
-        ["backend", `${r.backend} (${r.threads} threads)`],
+    console.log(table([["backend", `${r.backend} (${r.threads} threads)`], ...rows(r)]));
+  });
+}
+
+/** The rows of a training bench's rates, from steps/s to MFU, then its peak memory. */
+function trainingRateRows(r: CoreBenchResult | TrainBenchResult): Array<[string, string]> {
+  return [
+    ["train steps/s", fmt(r.trainStepsPerSecond, 3)],
+    ["train tokens/s", fmt(r.trainTokensPerSecond, 0)],
+    ["model GFLOP/s", fmt(r.trainModelGflops, 1)],
+    ["MFU (vs sgemm above)", fmt(r.mfu, 3)],
+    ["peak RSS", `${fmt(r.peakRssMb, 0)} MB`],
+  ];
+}
+
+export function registerBench(program: Command): void {
+  const bench = program.command("bench").description("measure speed and memory");
+  addBench(bench, {
+    name: "core",
+    description:
+      "sgemm rate and one training step (forward+backward+AdamW) of a reference transformer " +
+      "(d=256, 4 layers, 4 heads, MLP 4×d, vocab 256, T=256, batch 8; smaller on the js backend)",
+    flags: {
+      steps: "timed training steps after warm-up",
+      dim: "model width",
+      layers: "transformer blocks",
+      seqLen: "sequence length",
+      batch: "batch size",
+    },
+    run: runCoreBench,
+    rows: (r) => {
+      const s = r.shape;
+      return [
         [`sgemm ${r.sgemmN}³`, `${fmt(r.sgemmGflops, 1)} GFLOP/s`],
         [
           "OpenBLAS direct from C",
@@ -55,41 +99,23 @@ export function registerBench(program: Command): void {
           `d=${s.dim} L=${s.layers} H=${s.heads} T=${s.seqLen} B=${s.batch} V=${s.vocab}`,
         ],
         ["model FLOPs / step", `${fmt(r.stepFlops / 1e9, 1)} GFLOP`],
-        ["train steps/s", fmt(r.trainStepsPerSecond, 3)],
-        ["train tokens/s", fmt(r.trainTokensPerSecond, 0)],
-        ["model GFLOP/s", fmt(r.trainModelGflops, 1)],
-        ["MFU (vs sgemm above)", fmt(r.mfu, 3)],
-        ["peak RSS", `${fmt(r.peakRssMb, 0)} MB`],
-      ]),
-    );
+        ...trainingRateRows(r),
+      ];
+    },
   });
-  const train = bench
-    .command("train")
-    .description(
+
+  addBench(bench, {
+    name: "train",
+    description:
       "training steps (forward+backward+clipped AdamW) of a fixed Transfusion workload: d=256, " +
-        "4 layers, 4 heads, vocab 1024, 4×8×8 latents, patch 1, linear encoder, batch 8 rows of " +
-        "32 text + BOI + 64 patches + EOI + 32 text (T=130); MFU against sgemm, vs the PyTorch port",
-    )
-    .option("--steps <n>", "timed training steps after warm-up", (v) =>
-      parseInteger(v, "--steps", 1),
-    );
-  addRunFlags(train).action((o) => {
-    const backendName = o.backend as BackendName | undefined;
-    const r = runTrainBench({
-      ...(backendName ? { backend: backendName } : {}),
-      ...(o.steps !== undefined ? { steps: o.steps } : {}),
-      onProgress: progressLine(false),
-    });
-    endProgress();
-    if (o.json) {
-      printJson(r);
-      return;
-    }
-    const s = r.shape;
-    const ph = r.phaseMs;
-    console.log(
-      table([
-        ["backend", `${r.backend} (${r.threads} threads)`],
+      "4 layers, 4 heads, vocab 1024, 4×8×8 latents, patch 1, linear encoder, batch 8 rows of " +
+      "32 text + BOI + 64 patches + EOI + 32 text (T=130); MFU against sgemm, vs the PyTorch port",
+    flags: { steps: "timed training steps after warm-up" },
+    run: runTrainBench,
+    rows: (r) => {
+      const s = r.shape;
+      const ph = r.phaseMs;
+      return [
         [
           `sgemm ${r.sgemmN}³`,
           `${fmt(r.sgemmGflops, 1)} GFLOP/s (best of ${fmt(r.sgemmGflopsBefore, 1)} before, ${fmt(r.sgemmGflopsAfter, 1)} after the steps)`,
@@ -113,48 +139,29 @@ export function registerBench(program: Command): void {
           "  batch/fwd/bwd/opt",
           `${fmt(ph.batch, 1)} / ${fmt(ph.forward, 0)} / ${fmt(ph.backward, 0)} / ${fmt(ph.optimizer, 1)} ms`,
         ],
-        ["train steps/s", fmt(r.trainStepsPerSecond, 3)],
-        ["train tokens/s", fmt(r.trainTokensPerSecond, 0)],
-        ["model GFLOP/s", fmt(r.trainModelGflops, 1)],
-        ["MFU (vs sgemm above)", fmt(r.mfu, 3)],
-        ["peak RSS", `${fmt(r.peakRssMb, 0)} MB`],
+        ...trainingRateRows(r),
         [
           "vs PyTorch port",
           `${fmt(r.vsPytorchPortTokensPerSecond)}× its ${PYTORCH_PORT_TRAIN.tokensPerSecond} tokens/s, ` +
             `${fmt(r.vsPytorchPortPeakMemory)}× its ${PYTORCH_PORT_TRAIN.peakMemoryMb} MB`,
         ],
-      ]),
-    );
+      ];
+    },
   });
 
-  const sample = bench
-    .command("sample")
-    .description(
+  addBench(bench, {
+    name: "sample",
+    description:
       "sampling speed of the train bench's model (random weights; speed does not depend on them): " +
-        "one image with 32 DDIM steps from a 32-token prompt, unguided and with guidance 3, and " +
-        "greedy text with the KV cache (32-token prompt, 64 new tokens)",
-    )
-    .option("--repeats <n>", "timed repeats of each measurement", (v) =>
-      parseInteger(v, "--repeats", 1),
-    );
-  addRunFlags(sample).action((o) => {
-    const backendName = o.backend as BackendName | undefined;
-    const r = runSampleBench({
-      ...(backendName ? { backend: backendName } : {}),
-      ...(o.repeats !== undefined ? { repeats: o.repeats } : {}),
-      onProgress: progressLine(false),
-    });
-    endProgress();
-    if (o.json) {
-      printJson(r);
-      return;
-    }
-    const s = r.shape;
-    const w = r.workload;
-    const P = PYTORCH_PORT_SAMPLE;
-    console.log(
-      table([
-        ["backend", `${r.backend} (${r.threads} threads)`],
+      "one image with 32 DDIM steps from a 32-token prompt, unguided and with guidance 3, and " +
+      "greedy text with the KV cache (32-token prompt, 64 new tokens)",
+    flags: { repeats: "timed repeats of each measurement" },
+    run: runSampleBench,
+    rows: (r) => {
+      const s = r.shape;
+      const w = r.workload;
+      const P = PYTORCH_PORT_SAMPLE;
+      return [
         [
           "model",
           `d=${s.dim} L=${s.layers} H=${s.heads} V=${s.vocab}, ${s.latentChannels}×${s.latentSize}×${s.latentSize} latents, ${s.patchesPerImage} patches`,
@@ -177,7 +184,7 @@ export function registerBench(program: Command): void {
         ],
         ["text prefill", `${fmt(r.textPrefillMs, 1)} ms for ${w.promptTokens} tokens`],
         ["peak RSS", `${fmt(r.peakRssMb, 0)} MB`],
-      ]),
-    );
+      ];
+    },
   });
 }

@@ -6,49 +6,14 @@
  * overwrites its outputs. Offsets and strides are counted in elements, not bytes.
  *
  * The `js` backend is the readable reference; every other backend must agree with it within
- * float32 tolerance (test/tensor/parity.test.ts).
+ * float32 tolerance (test/tensor/parity.test.ts). Implementations take their kernels'
+ * parameter types from this interface (`Pick<Backend, …>`, `Backend["gemm"]`), so each
+ * signature is written here only.
  */
 
-export type UnaryOp =
-  | "exp"
-  | "log"
-  | "sqrt"
-  | "rsqrt"
-  | "tanh"
-  | "sigmoid"
-  | "silu"
-  | "gelu"
-  | "relu"
-  | "neg"
-  | "abs"
-  | "square";
+import type { BinaryOp, UnaryOp } from "./ops.js";
 
-export const UNARY_OPS: readonly UnaryOp[] = [
-  "exp",
-  "log",
-  "sqrt",
-  "rsqrt",
-  "tanh",
-  "sigmoid",
-  "silu",
-  "gelu",
-  "relu",
-  "neg",
-  "abs",
-  "square",
-];
-
-export type BinaryOp = "add" | "sub" | "mul" | "div" | "max" | "min";
-
-export const BINARY_OPS: readonly BinaryOp[] = ["add", "sub", "mul", "div", "max", "min"];
-
-/** Index of an op in the lists above: the code the native addon receives. */
-export function unaryCode(op: UnaryOp): number {
-  return UNARY_OPS.indexOf(op);
-}
-export function binaryCode(op: BinaryOp): number {
-  return BINARY_OPS.indexOf(op);
-}
+export { BINARY_OPS, type BinaryOp, UNARY_OPS, type UnaryOp } from "./ops.js";
 
 /**
  * Attention geometry. q and out are [B, T, H, D]; k and v are [B, S, Hkv, D] (Hkv divides H;
@@ -68,6 +33,28 @@ export interface AttentionShape {
   scale: number;
   causal: boolean;
 }
+
+/**
+ * The arguments that end both convolution kernels: the input is [N, Cin, H, W], the Cout
+ * filters are kh×kw, then the stride and the zero padding (see Backend.conv2d).
+ */
+export type Conv2dGeometry = [
+  N: number,
+  Cin: number,
+  H: number,
+  W: number,
+  Cout: number,
+  kh: number,
+  kw: number,
+  stride: number,
+  pad: number,
+];
+
+/**
+ * The arguments that end both upsampling kernels: the small image is [NC, H, W], the
+ * upsampled one [NC, H·factor, W·factor].
+ */
+export type UpsampleGeometry = [NC: number, H: number, W: number, factor: number];
 
 export interface Backend {
   readonly name: "js" | "native";
@@ -348,20 +335,7 @@ export interface Backend {
    * 2D convolution, NCHW: x [N, Cin, H, W], w [Cout, Cin, kh, kw] → out [N, Cout, Ho, Wo]
    * with Ho = floor((H + 2·pad − kh) / stride) + 1. No bias (added by broadcasting).
    */
-  conv2d(
-    x: Float32Array,
-    w: Float32Array,
-    out: Float32Array,
-    N: number,
-    Cin: number,
-    H: number,
-    W: number,
-    Cout: number,
-    kh: number,
-    kw: number,
-    stride: number,
-    pad: number,
-  ): void;
+  conv2d(x: Float32Array, w: Float32Array, out: Float32Array, ...geometry: Conv2dGeometry): void;
   /** Writes gx (when not null) and gw (overwrites). */
   conv2dBackward(
     x: Float32Array,
@@ -369,34 +343,12 @@ export interface Backend {
     gy: Float32Array,
     gx: Float32Array | null,
     gw: Float32Array,
-    N: number,
-    Cin: number,
-    H: number,
-    W: number,
-    Cout: number,
-    kh: number,
-    kw: number,
-    stride: number,
-    pad: number,
+    ...geometry: Conv2dGeometry
   ): void;
   /** Nearest-neighbour upsampling of x [NC, H, W] by an integer factor. */
-  upsampleNearest(
-    x: Float32Array,
-    out: Float32Array,
-    NC: number,
-    H: number,
-    W: number,
-    factor: number,
-  ): void;
+  upsampleNearest(x: Float32Array, out: Float32Array, ...geometry: UpsampleGeometry): void;
   /** Backward: gx[nc, i, j] = Σ over the factor×factor block of gy (overwrites gx). */
-  upsampleNearestBackward(
-    gy: Float32Array,
-    gx: Float32Array,
-    NC: number,
-    H: number,
-    W: number,
-    factor: number,
-  ): void;
+  upsampleNearestBackward(gy: Float32Array, gx: Float32Array, ...geometry: UpsampleGeometry): void;
 
   // ---- optimiser ------------------------------------------------------------------------
   /**

@@ -4,20 +4,20 @@
  */
 import type { Backend } from "./backend.js";
 import { jsBackend } from "./js.js";
-import { loadNativeBackend, nativeBuildHint } from "./native.js";
+import { loadNativeBackend, type NativeBackendLoad, nativeBuildHint } from "./native.js";
 
-export type BackendName = "js" | "native";
+export type BackendName = Backend["name"];
 
 let current: Backend | null = null;
-let nativeCache: { backend: Backend | null; error: string | null } | null = null;
+let nativeCache: NativeBackendLoad | null = null;
 
-function native(): { backend: Backend | null; error: string | null } {
+function native(): NativeBackendLoad {
   nativeCache ??= loadNativeBackend();
   return nativeCache;
 }
 
 /** Returns the native backend, or null with the reason it could not load. */
-export function tryNativeBackend(): { backend: Backend | null; error: string | null } {
+export function tryNativeBackend(): NativeBackendLoad {
   return native();
 }
 

@@ -3,7 +3,7 @@
  * multi-threaded C++ kernels), wrapped as a `Backend`.
  *
  * The wrapper stays thin so small kernels keep low overhead: arguments pass straight
- * through, op names become the integer codes of backend.ts, and shapes/strides of the
+ * through, op names become the integer codes of ops.ts, and shapes/strides of the
  * strided kernels are packed into one reused Float64Array instead of plain arrays (which C
  * would have to read element by element through N-API). The addon validates every call and
  * throws an Error naming the kernel and argument.
@@ -12,84 +12,79 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { AttentionShape, Backend, BinaryOp, UnaryOp } from "./backend.js";
-import { binaryCode, unaryCode } from "./backend.js";
+import type { AttentionShape, Backend } from "./backend.js";
+import { binaryCode, unaryCode } from "./ops.js";
 
-/** The functions the addon exports (see native/addon.cc and native/addon_nn.cc). */
-interface Addon {
+/** The kernels the addon exports with exactly their Backend signature: passed through as is. */
+const PASSED_THROUGH = [
+  "gemm",
+  "gemmBatched",
+  "affine",
+  "axpy",
+  "fill",
+  "pow",
+  "sumSquares",
+  "gatherRows",
+  "scatterAddRows",
+  "softmax",
+  "softmaxBackward",
+  "crossEntropy",
+  "crossEntropyBackward",
+  "rmsnorm",
+  "rmsnormBackward",
+  "groupnorm",
+  "groupnormBackward",
+  "rope",
+  "conv2d",
+  "conv2dBackward",
+  "upsampleNearest",
+  "upsampleNearestBackward",
+  "adamw",
+] as const satisfies readonly (keyof Backend)[];
+
+type PassedThrough = (typeof PASSED_THROUGH)[number];
+
+/** Kernel F with its leading op name passed as the op's integer code (see ops.ts). */
+type WithOpCode<F> = F extends (op: never, ...rest: infer R) => void
+  ? (op: number, ...rest: R) => void
+  : never;
+
+/** An AttentionShape as the addon takes it: flat trailing arguments, in this order. */
+type FlatAttentionShape = [
+  B: number,
+  T: number,
+  S: number,
+  H: number,
+  Hkv: number,
+  D: number,
+  scale: number,
+  causal: boolean,
+];
+
+/** Kernel F with its trailing AttentionShape passed as FlatAttentionShape arguments. */
+type WithFlatShape<F> = F extends (...args: [...infer A, AttentionShape]) => void
+  ? (...args: [...A, ...FlatAttentionShape]) => void
+  : never;
+
+/** Returns s as the addon's flat attention arguments. */
+function flatten(s: AttentionShape): FlatAttentionShape {
+  return [s.B, s.T, s.S, s.H, s.Hkv, s.D, s.scale, s.causal];
+}
+
+/**
+ * The functions the addon exports (see native/addon.cc and native/addon_nn.cc): the
+ * PASSED_THROUGH kernels, and the others with their arguments recoded as below.
+ */
+interface Addon extends Pick<Backend, PassedThrough> {
   threads(): number;
   sgemmDirectGflops(n: number, iters: number): number;
-  gemm: Backend["gemm"];
-  gemmBatched: Backend["gemmBatched"];
-  unary(op: number, x: Float32Array, out: Float32Array, n: number): void;
-  unaryBackward(
-    op: number,
-    x: Float32Array,
-    y: Float32Array,
-    gy: Float32Array,
-    gx: Float32Array,
-    n: number,
-  ): void;
+  unary: WithOpCode<Backend["unary"]>;
+  unaryBackward: WithOpCode<Backend["unaryBackward"]>;
   binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, dims: Float64Array): void;
-  affine: Backend["affine"];
-  axpy: Backend["axpy"];
-  fill: Backend["fill"];
-  pow: Backend["pow"];
   copyStrided(src: Float32Array, dst: Float32Array, dims: Float64Array, accumulate: boolean): void;
   reduceSum(x: Float32Array, out: Float32Array, outSize: number, dims: Float64Array): void;
-  sumSquares: Backend["sumSquares"];
-  gatherRows: Backend["gatherRows"];
-  scatterAddRows: Backend["scatterAddRows"];
-  softmax: Backend["softmax"];
-  softmaxBackward: Backend["softmaxBackward"];
-  crossEntropy: Backend["crossEntropy"];
-  crossEntropyBackward: Backend["crossEntropyBackward"];
-  rmsnorm: Backend["rmsnorm"];
-  rmsnormBackward: Backend["rmsnormBackward"];
-  groupnorm: Backend["groupnorm"];
-  groupnormBackward: Backend["groupnormBackward"];
-  rope: Backend["rope"];
-  attention(
-    q: Float32Array,
-    k: Float32Array,
-    v: Float32Array,
-    mask: Uint8Array | null,
-    out: Float32Array,
-    lse: Float32Array,
-    B: number,
-    T: number,
-    S: number,
-    H: number,
-    Hkv: number,
-    D: number,
-    scale: number,
-    causal: boolean,
-  ): void;
-  attentionBackward(
-    q: Float32Array,
-    k: Float32Array,
-    v: Float32Array,
-    mask: Uint8Array | null,
-    out: Float32Array,
-    lse: Float32Array,
-    gOut: Float32Array,
-    gq: Float32Array,
-    gk: Float32Array,
-    gv: Float32Array,
-    B: number,
-    T: number,
-    S: number,
-    H: number,
-    Hkv: number,
-    D: number,
-    scale: number,
-    causal: boolean,
-  ): void;
-  conv2d: Backend["conv2d"];
-  conv2dBackward: Backend["conv2dBackward"];
-  upsampleNearest: Backend["upsampleNearest"];
-  upsampleNearestBackward: Backend["upsampleNearestBackward"];
-  adamw: Backend["adamw"];
+  attention: WithFlatShape<Backend["attention"]>;
+  attentionBackward: WithFlatShape<Backend["attentionBackward"]>;
 }
 
 const MAX_RANK = 8;
@@ -168,27 +163,23 @@ function wrap(addon: Addon): Backend {
     }
   }
 
+  const passedThrough = Object.fromEntries(PASSED_THROUGH.map((k) => [k, addon[k]]));
   return {
     name: "native",
     threads: addon.threads(),
-    gemm: addon.gemm,
-    gemmBatched: addon.gemmBatched,
-    unary(op: UnaryOp, x, out, n) {
+    ...(passedThrough as Pick<Backend, PassedThrough>),
+    unary(op, x, out, n) {
       addon.unary(unaryCode(op), x, out, n);
     },
-    unaryBackward(op: UnaryOp, x, y, gy, gx, n) {
+    unaryBackward(op, x, y, gy, gx, n) {
       addon.unaryBackward(unaryCode(op), x, y, gy, gx, n);
     },
-    binary(op: BinaryOp, a, aStrides, b, bStrides, out, shape) {
+    binary(op, a, aStrides, b, bStrides, out, shape) {
       checkRank("binary", shape, aStrides, "aStrides");
       checkRank("binary", shape, bStrides, "bStrides");
       pack(0, shape, aStrides, bStrides);
       addon.binary(binaryCode(op), a, b, out, dims);
     },
-    affine: addon.affine,
-    axpy: addon.axpy,
-    fill: addon.fill,
-    pow: addon.pow,
     copyStrided(src, srcOffset, srcStrides, dst, dstOffset, dstStrides, shape, accumulate) {
       checkRank("copyStrided", shape, srcStrides, "srcStrides");
       checkRank("copyStrided", shape, dstStrides, "dstStrides");
@@ -202,56 +193,26 @@ function wrap(addon: Addon): Backend {
       pack(0, shape, outStrides);
       addon.reduceSum(x, out, outSize, dims);
     },
-    sumSquares: addon.sumSquares,
-    gatherRows: addon.gatherRows,
-    scatterAddRows: addon.scatterAddRows,
-    softmax: addon.softmax,
-    softmaxBackward: addon.softmaxBackward,
-    crossEntropy: addon.crossEntropy,
-    crossEntropyBackward: addon.crossEntropyBackward,
-    rmsnorm: addon.rmsnorm,
-    rmsnormBackward: addon.rmsnormBackward,
-    groupnorm: addon.groupnorm,
-    groupnormBackward: addon.groupnormBackward,
-    rope: addon.rope,
-    attention(q, k, v, mask, out, lse, s: AttentionShape) {
-      addon.attention(q, k, v, mask, out, lse, s.B, s.T, s.S, s.H, s.Hkv, s.D, s.scale, s.causal);
+    attention(q, k, v, mask, out, lse, shape) {
+      addon.attention(q, k, v, mask, out, lse, ...flatten(shape));
     },
-    attentionBackward(q, k, v, mask, out, lse, gOut, gq, gk, gv, s: AttentionShape) {
-      addon.attentionBackward(
-        q,
-        k,
-        v,
-        mask,
-        out,
-        lse,
-        gOut,
-        gq,
-        gk,
-        gv,
-        s.B,
-        s.T,
-        s.S,
-        s.H,
-        s.Hkv,
-        s.D,
-        s.scale,
-        s.causal,
-      );
+    attentionBackward(q, k, v, mask, out, lse, gOut, gq, gk, gv, shape) {
+      addon.attentionBackward(q, k, v, mask, out, lse, gOut, gq, gk, gv, ...flatten(shape));
     },
-    conv2d: addon.conv2d,
-    conv2dBackward: addon.conv2dBackward,
-    upsampleNearest: addon.upsampleNearest,
-    upsampleNearestBackward: addon.upsampleNearestBackward,
-    adamw: addon.adamw,
   };
+}
+
+/** The native backend, or null with the reason it could not load. */
+export interface NativeBackendLoad {
+  backend: Backend | null;
+  error: string | null;
 }
 
 /**
  * Loads the addon from <package root>/build/Release/transfusion_native.node and returns it
  * wrapped as a Backend, or null with the reason it could not load.
  */
-export function loadNativeBackend(): { backend: Backend | null; error: string | null } {
+export function loadNativeBackend(): NativeBackendLoad {
   const { addon, error } = loadAddon();
   if (!addon) return { backend: null, error };
   try {

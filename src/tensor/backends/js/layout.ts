@@ -2,6 +2,8 @@
  * Layout kernels of the js backend: strided copies, sum reductions and row gathers.
  */
 
+import type { Backend } from "../backend.js";
+
 /**
  * Calls `visit(p, q, run)` once per innermost run of the index space of `shape`, where p and
  * q are the positions of the run's first element in two strided operands (starting at pOffset
@@ -50,45 +52,6 @@ export function innerRun(
   return [shape[rank - 1]!, pStrides[rank - 1]!, qStrides[rank - 1]!];
 }
 
-/** Copies (or with `accumulate`, adds) src into dst over a strided index space of `shape`. */
-export function copyStrided(
-  src: Float32Array,
-  srcOffset: number,
-  srcStrides: readonly number[],
-  dst: Float32Array,
-  dstOffset: number,
-  dstStrides: readonly number[],
-  shape: readonly number[],
-  accumulate: boolean,
-): void {
-  const [n, ss, ds] = innerRun(shape, srcStrides, dstStrides);
-  forEachRun(shape, srcStrides, srcOffset, dstStrides, dstOffset, (s, d) => {
-    if (accumulate) for (let i = 0; i < n; i++) dst[d + i * ds] += src[s + i * ss]!;
-    else for (let i = 0; i < n; i++) dst[d + i * ds] = src[s + i * ss]!;
-  });
-}
-
-/**
- * Writes out[0..outSize) = Σ of the contiguous x over the dimensions where outStrides is 0.
- * Sums run in float64; every out entry is overwritten, so the caller need not zero it.
- */
-export function reduceSum(
-  x: Float32Array,
-  shape: readonly number[],
-  out: Float32Array,
-  outStrides: readonly number[],
-  outSize: number,
-): void {
-  const acc = new Float64Array(outSize);
-  // x is contiguous, so its position is just run · n + i; only out's strides need walking.
-  const xStrides = contiguousStrides(shape);
-  const [n, , os] = innerRun(shape, xStrides, outStrides);
-  forEachRun(shape, xStrides, 0, outStrides, 0, (xp, op) => {
-    for (let i = 0; i < n; i++) acc[op + i * os] += x[xp + i]!;
-  });
-  for (let i = 0; i < outSize; i++) out[i] = acc[i]!;
-}
-
 /** Returns the row-major strides of a contiguous array of `shape`. */
 export function contiguousStrides(shape: readonly number[]): number[] {
   const strides = new Array<number>(shape.length);
@@ -100,38 +63,55 @@ export function contiguousStrides(shape: readonly number[]): number[] {
   return strides;
 }
 
-/** Returns Σ x[i]² over i < n, accumulated in float64. */
-export function sumSquares(x: Float32Array, n: number): number {
-  let s = 0;
-  for (let i = 0; i < n; i++) s += x[i]! * x[i]!;
-  return s;
-}
+export const layoutKernels: Pick<
+  Backend,
+  "copyStrided" | "reduceSum" | "sumSquares" | "gatherRows" | "scatterAddRows"
+> = {
+  /** Copies (or with `accumulate`, adds) src into dst over a strided index space of `shape`. */
+  copyStrided(src, srcOffset, srcStrides, dst, dstOffset, dstStrides, shape, accumulate) {
+    const [n, ss, ds] = innerRun(shape, srcStrides, dstStrides);
+    forEachRun(shape, srcStrides, srcOffset, dstStrides, dstOffset, (s, d) => {
+      if (accumulate) for (let i = 0; i < n; i++) dst[d + i * ds] += src[s + i * ss]!;
+      else for (let i = 0; i < n; i++) dst[d + i * ds] = src[s + i * ss]!;
+    });
+  },
 
-/** Writes out[r, :] = table[idx[r], :] for r < rows (indices trusted). */
-export function gatherRows(
-  table: Float32Array,
-  idx: Int32Array,
-  out: Float32Array,
-  rows: number,
-  dim: number,
-): void {
-  for (let r = 0; r < rows; r++) {
-    const src = idx[r]! * dim;
-    out.set(table.subarray(src, src + dim), r * dim);
-  }
-}
+  /**
+   * Writes out[0..outSize) = Σ of the contiguous x over the dimensions where outStrides is 0.
+   * Sums run in float64; every out entry is overwritten, so the caller need not zero it.
+   */
+  reduceSum(x, shape, out, outStrides, outSize) {
+    const acc = new Float64Array(outSize);
+    // x is contiguous, so its position is just run · n + i; only out's strides need walking.
+    const xStrides = contiguousStrides(shape);
+    const [n, , os] = innerRun(shape, xStrides, outStrides);
+    forEachRun(shape, xStrides, 0, outStrides, 0, (xp, op) => {
+      for (let i = 0; i < n; i++) acc[op + i * os] += x[xp + i]!;
+    });
+    for (let i = 0; i < outSize; i++) out[i] = acc[i]!;
+  },
 
-/** Adds gOut[r, :] into gTable[idx[r], :] for r < rows; repeated indices add up. */
-export function scatterAddRows(
-  gOut: Float32Array,
-  idx: Int32Array,
-  gTable: Float32Array,
-  rows: number,
-  dim: number,
-): void {
-  for (let r = 0; r < rows; r++) {
-    const dst = idx[r]! * dim;
-    const src = r * dim;
-    for (let c = 0; c < dim; c++) gTable[dst + c] += gOut[src + c]!;
-  }
-}
+  /** Returns Σ x[i]² over i < n, accumulated in float64. */
+  sumSquares(x, n) {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += x[i]! * x[i]!;
+    return s;
+  },
+
+  /** Writes out[r, :] = table[idx[r], :] for r < rows (indices trusted). */
+  gatherRows(table, idx, out, rows, dim) {
+    for (let r = 0; r < rows; r++) {
+      const src = idx[r]! * dim;
+      out.set(table.subarray(src, src + dim), r * dim);
+    }
+  },
+
+  /** Adds gOut[r, :] into gTable[idx[r], :] for r < rows; repeated indices add up. */
+  scatterAddRows(gOut, idx, gTable, rows, dim) {
+    for (let r = 0; r < rows; r++) {
+      const dst = idx[r]! * dim;
+      const src = r * dim;
+      for (let c = 0; c < dim; c++) gTable[dst + c] += gOut[src + c]!;
+    }
+  },
+};
