@@ -7,7 +7,7 @@
 
 import type { Rng } from "../tensor/rng.js";
 import type { TransfusionBatch } from "./layout.js";
-import { documentLength, type PackOptions, packDocuments, type TokenDocument } from "./pack.js";
+import { documentLength, type PackOptions, packRows, type TokenDocument } from "./pack.js";
 
 export interface MixerOptions {
   seqLen: number;
@@ -29,6 +29,14 @@ export interface MixerOptions {
   textRatio: number;
   /** Longest plain-text document. */
   maxTextChunk: number;
+  /**
+   * How long plain-text documents are. "whole": every one is `maxTextChunk` tokens (at most a
+   * row); when it does not fit the current row, image–caption pairs fill that row and the text
+   * opens the next, so the language model trains at every position of a row. "filler" (runs
+   * saved before the field existed): just long enough to meet the ratio, often 20–30 tokens,
+   * which leaves later positions untrained for text.
+   */
+  textDocuments: "whole" | "filler";
 }
 
 export const DEFAULT_MIXER: Omit<MixerOptions, "seqLen" | "rows"> = {
@@ -38,6 +46,7 @@ export const DEFAULT_MIXER: Omit<MixerOptions, "seqLen" | "rows"> = {
   diffusionSteps: 1000,
   textRatio: 1,
   maxTextChunk: 128,
+  textDocuments: "whole",
 };
 
 /** A ready-made document (from a JSONL file): text runs and references to latents. */
@@ -120,66 +129,141 @@ export function mixBatch(
   const n = templates ? templates.length : sources.captions.length;
   if (n === 0) throw new Error("mixBatch: no documents or image–caption pairs");
   const packOpts: PackOptions = { ...pack, seqLen: opts.seqLen };
-  const docs: TokenDocument[] = [];
+  const text = sources.text && sources.text.length > 1 ? sources.text : null;
+  const nextPair = (): TokenDocument => {
+    const i = rng.int(n);
+    return templates
+      ? templateDocument(templates[i]!, rng, opts)
+      : pairDocument(i, sources.captions[i]!, rng, opts);
+  };
+  const textDocument = (len: number): TokenDocument => {
+    const start = rng.int(text!.length - len + 1);
+    return { segments: [{ text: Array.from(text!.subarray(start, start + len)) }] };
+  };
+  const rowsOf =
+    opts.textDocuments === "whole"
+      ? wholeTextRows(opts, packOpts, text?.length ?? 0, nextPair, textDocument, rng)
+      : fillerTextRows(opts, packOpts, text?.length ?? 0, nextPair, textDocument);
+  return finishBatch(sources, packOpts, opts.rows, rowsOf);
+}
+
+/**
+ * Rows under textDocuments "whole": a share r/(1+r) of the rows (r the ratio; rounded up or
+ * down at random so that the expectation is exact) are text rows, which hold corpus documents
+ * of maxTextChunk tokens until full (the last one shorter, at least 8 tokens); the others
+ * hold image–caption documents until the next does not fit. Both kinds fill a row nearly
+ * whole, so positions follow the ratio, and the language model trains at every position.
+ */
+function wholeTextRows(
+  opts: MixerOptions,
+  pack: PackOptions,
+  textLength: number,
+  nextPair: () => TokenDocument,
+  textDocument: (len: number) => TokenDocument,
+  rng: Rng,
+): TokenDocument[][] {
+  const T = opts.seqLen;
+  const eod = pack.eodId === undefined ? 0 : 1;
+  const pText = textLength > 0 && opts.textRatio > 0 ? opts.textRatio / (1 + opts.textRatio) : 0;
+  const textRows = Math.floor(pText * opts.rows + rng.uniform());
+  const rows: TokenDocument[][] = [];
+  for (let r = 0; r < opts.rows; r++) {
+    const row: TokenDocument[] = [];
+    let fill = 0;
+    if (r < textRows) {
+      while (T - fill - eod >= 8) {
+        const len = Math.min(opts.maxTextChunk, textLength, T - fill - eod);
+        row.push(textDocument(len));
+        fill += len + eod;
+      }
+    } else {
+      for (let guard = 0; guard < 10_000; guard++) {
+        const d = nextPair();
+        const len = documentLength(d, pack);
+        if (fill + len > T) break;
+        row.push(d);
+        fill += len;
+      }
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
+/**
+ * Rows under textDocuments "filler" (runs saved before the field existed): pairs and plain text
+ * alternate, each text document just long enough to meet the ratio (at least 8 tokens, fitting
+ * the current row if it can), packed greedily in order.
+ */
+function fillerTextRows(
+  opts: MixerOptions,
+  pack: PackOptions,
+  textLength: number,
+  nextPair: () => TokenDocument,
+  textDocument: (len: number) => TokenDocument,
+): TokenDocument[][] {
+  const rows: TokenDocument[][] = [[]];
   // Corpus-text positions against positions of image–caption documents (captions included).
   let textPositions = 0;
   let pairPositions = 0;
-  let row = 0;
   let fill = 0;
-  const text = sources.text && sources.text.length > 1 ? sources.text : null;
   const place = (d: TokenDocument): number => {
-    const len = documentLength(d, packOpts);
+    const len = documentLength(d, pack);
     if (len > opts.seqLen) return 0;
     if (fill + len > opts.seqLen) {
-      if (row + 1 >= opts.rows) return 0;
-      row++;
+      if (rows.length >= opts.rows) return 0;
+      rows.push([]);
       fill = 0;
     }
     fill += len;
-    docs.push(d);
+    rows[rows.length - 1]!.push(d);
     return len;
   };
-  // Alternate between pairs and plain text, keeping text:image positions near the ratio.
   for (let guard = 0; guard < 10_000; guard++) {
     const wantText =
-      text !== null && opts.textRatio > 0 && textPositions < opts.textRatio * pairPositions;
+      textLength > 1 && opts.textRatio > 0 && textPositions < opts.textRatio * pairPositions;
     if (wantText) {
       const room = opts.seqLen - fill - (pack.eodId === undefined ? 0 : 1);
-      // Just enough text to meet the ratio (at least 8 tokens), fitting the current row if it can.
       const deficit = Math.ceil(opts.textRatio * pairPositions - textPositions);
-      let len = Math.min(opts.maxTextChunk, text.length, Math.max(8, deficit));
+      let len = Math.min(opts.maxTextChunk, textLength, Math.max(8, deficit));
       if (room >= 8) len = Math.min(len, room);
-      const start = rng.int(text.length - len + 1);
-      const d = { segments: [{ text: Array.from(text.subarray(start, start + len)) }] };
-      const placed = place(d);
+      const placed = place(textDocument(len));
       if (!placed) break;
       textPositions += placed;
     } else {
-      const i = rng.int(n);
-      const d = templates
-        ? templateDocument(templates[i]!, rng, opts)
-        : pairDocument(i, sources.captions[i]!, rng, opts);
-      const placed = place(d);
+      const placed = place(nextPair());
       if (!placed) break;
       pairPositions += placed;
     }
   }
+  return rows;
+}
+
+/** Returns the batch of documents assigned to rows: the layout and the latents (or codes). */
+function finishBatch(
+  sources: MixerSources,
+  packOpts: PackOptions,
+  rows: number,
+  rowsOf: TokenDocument[][],
+): TransfusionBatch {
   const per = sources.latentSize;
   if (sources.codes) {
     const codes = sources.codes;
-    const asCodes = docs.map((d) => ({
-      segments: d.segments.map((s) =>
-        "image" in s
-          ? { codes: Array.from(codes.subarray(s.image * per, (s.image + 1) * per)) }
-          : s,
-      ),
-    }));
+    const asCodes = rowsOf.map((row) =>
+      row.map((d) => ({
+        segments: d.segments.map((s) =>
+          "image" in s
+            ? { codes: Array.from(codes.subarray(s.image * per, (s.image + 1) * per)) }
+            : s,
+        ),
+      })),
+    );
     return {
-      layout: packDocuments(asCodes, packOpts, opts.rows).layout,
+      layout: packRows(asCodes, packOpts, rows).layout,
       latents: new Float32Array(0),
     };
   }
-  const packed = packDocuments(docs, packOpts, opts.rows);
+  const packed = packRows(rowsOf, packOpts, rows);
   const latents = new Float32Array(packed.imageSources.length * per);
   packed.imageSources.forEach((s, k) => {
     latents.set(sources.latents.subarray(s.latent * per, (s.latent + 1) * per), k * per);

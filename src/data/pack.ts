@@ -70,7 +70,6 @@ export function packDocuments(
   rows?: number,
 ): PackedBatch {
   const T = opts.seqLen;
-  const n = opts.gridH * opts.gridW;
   const rowsOf: TokenDocument[][] = [];
   let fill = T;
   docs.forEach((d, i) => {
@@ -82,6 +81,25 @@ export function packDocuments(
     }
     rowsOf[rowsOf.length - 1]!.push(d);
     fill += len;
+  });
+  return packRows(rowsOf, opts, rows);
+}
+
+/**
+ * Returns the layout of documents already assigned to rows (`rowsOf[r]` fills row r from its
+ * start, the rest padding), with `rows` rows (default: one per entry). Throws, naming the row,
+ * if a row's documents are longer than seqLen.
+ */
+export function packRows(
+  rowsOf: readonly (readonly TokenDocument[])[],
+  opts: PackOptions,
+  rows?: number,
+): PackedBatch {
+  const T = opts.seqLen;
+  const n = opts.gridH * opts.gridW;
+  rowsOf.forEach((docs, r) => {
+    const len = docs.reduce((sum, d) => sum + documentLength(d, opts), 0);
+    if (len > T) throw new Error(`row ${r} needs ${len} positions but a row holds ${T}`);
   });
   const B = rows ?? rowsOf.length;
   if (rowsOf.length > B) throw new Error(`documents need ${rowsOf.length} rows, only ${B} allowed`);

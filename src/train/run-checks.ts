@@ -132,6 +132,9 @@ export function runRecord(o: RunOptions): RunRecord {
   };
 }
 
+/** What mixer fields added since the first checkpoints meant before they existed. */
+const LEGACY_MIXER: Partial<MixerOptions> = { textDocuments: "filler" };
+
 /** Returns the mixer settings a run uses, for a model trained with `diffusionSteps`. */
 export function runMixer(o: RunOptions, diffusionSteps: number): MixerOptions {
   return { ...DEFAULT_MIXER, diffusionSteps, ...o.mixer, seqLen: o.seqLen, rows: o.rows };
@@ -193,7 +196,9 @@ export function compareWithCheckpoint(
   }
   if (isObject(raw.mixer)) {
     const mixer = runMixer(o, saved.model.diffusionSteps);
-    for (const [k, v] of Object.entries(raw.mixer)) {
+    // Fields added since keep their old meaning in a checkpoint that lacks them.
+    const savedMixer = { ...LEGACY_MIXER, ...raw.mixer };
+    for (const [k, v] of Object.entries(savedMixer)) {
       const field = k === "seqLen" || k === "rows" ? k : `mixer.${k}`;
       add(conflicts, field, v, mixer[k as keyof MixerOptions]);
     }

@@ -159,7 +159,13 @@ export function parseRunConfig(raw: unknown, base: RunConfig, source = "config")
   }
   if (o.mixer !== undefined) {
     const m = checkSection("mixer", o.mixer, new Set(Object.keys(DEFAULT_MIXER)), source);
-    checkNumbers("mixer", m, source, ["noiseCap"]);
+    const { textDocuments, ...numbers } = m;
+    checkNumbers("mixer", numbers, source, ["noiseCap"]);
+    if (textDocuments !== undefined && textDocuments !== "whole" && textDocuments !== "filler") {
+      throw new Error(
+        `${source}: field "mixer.textDocuments" must be "whole" or "filler", got ${JSON.stringify(textDocuments)}`,
+      );
+    }
     out.mixer = { ...base.mixer, ...(m as Partial<MixerOptions>) };
   }
   if (o.vae !== undefined) {

@@ -63,7 +63,8 @@ test("corpus text and image–caption positions follow the configured ratio", ()
     const rng = new Rng(2);
     let corpus = 0;
     let pairs = 0;
-    for (let b = 0; b < 100; b++) {
+    // Whole text rows make a batch's share random (its expectation is the ratio): 400 batches.
+    for (let b = 0; b < 400; b++) {
       const { layout } = mixBatch(sources(), PACK, opts({ textRatio: ratio, seqLen: 96 }), rng);
       const T = layout.seqLen;
       const imageDocs = new Set(
@@ -81,6 +82,30 @@ test("corpus text and image–caption positions follow the configured ratio", ()
       `ratio ${ratio}: measured ${measured.toFixed(2)}`,
     );
   }
+});
+
+test("plain-text documents are whole: maxTextChunk tokens, or the rest of a text row", () => {
+  const rng = new Rng(5);
+  const lengths: number[] = [];
+  for (let b = 0; b < 50; b++) {
+    const { layout } = mixBatch(sources(), PACK, opts({ seqLen: 96, maxTextChunk: 40 }), rng);
+    const T = layout.seqLen;
+    for (let r = 0; r < layout.batch; r++) {
+      if (layout.images.some((im) => im.row === r)) continue;
+      // A text row: documents of 40 tokens + EOD until fewer than 8 + 1 positions remain.
+      const docs = new Map<number, number>();
+      for (let i = 0; i < T; i++) {
+        const d = layout.docIds[r * T + i]!;
+        if (d >= 0) docs.set(d, (docs.get(d) ?? 0) + 1);
+      }
+      lengths.push(...docs.values());
+      assert.deepEqual([...docs.values()], [41, 41, 14], `row ${r} of batch ${b}`);
+    }
+  }
+  assert.ok(lengths.length > 0);
+  // Runs saved before the option keep their short "filler" documents.
+  const filler = mixBatch(sources(), PACK, opts({ seqLen: 96, textDocuments: "filler" }), rng);
+  assert.ok(filler.layout.images.length > 0);
 });
 
 test("with image codes a batch lays images out as code tokens and carries no latents", () => {

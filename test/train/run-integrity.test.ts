@@ -64,6 +64,21 @@ async function trainedRun(name: string): Promise<{ file: string; out: string }> 
 const stages = (events: RunEvent[]) =>
   events.flatMap((e) => (e.kind === "stage" ? [e.message] : []));
 
+test("a checkpoint saved before mixer.textDocuments existed resumes only as a filler-text run", async () => {
+  const { file, out } = await trainedRun("legacy-mixer");
+  const cfgPath = join(out, "checkpoint", "config.json");
+  const cfg = JSON.parse(readFileSync(cfgPath, "utf8"));
+  delete cfg.mixer.textDocuments;
+  writeFileSync(cfgPath, JSON.stringify(cfg));
+  // The field's absence means the old short documents: asking for whole ones is a conflict.
+  await assert.rejects(
+    runTraining(options(file, out, 3)),
+    /mixer\.textDocuments: saved "filler", requested "whole"/,
+  );
+  const r = await runTraining({ ...options(file, out, 3), mixer: { textDocuments: "filler" } });
+  assert.equal(r.steps, 3);
+});
+
 test("a resume asking for another model, data or tokenizer is refused, naming every field", async () => {
   const { file, out } = await trainedRun("conflict");
   const events: RunEvent[] = [];
