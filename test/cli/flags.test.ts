@@ -231,6 +231,11 @@ test("help and README agree on flag names and section names", () => {
       if (!o.hidden) visible.add(o.long);
     }
   }
+  // The README also documents python/train.py (argparse flags, read from its source) and the
+  // torchrun flags that launch it (--nproc_per_node reads as --nproc here).
+  const trainPy = readFileSync(join(ROOT, "python", "train.py"), "utf8");
+  for (const m of trainPy.matchAll(/add_argument\("(--[a-z][a-z0-9-]*)"/g)) all.add(m[1]!);
+  for (const flag of ["--nproc", "--redirects", "--tee"]) all.add(flag);
   const mentioned = new Set(readme.match(/(?<![\w-])--[a-z][a-z0-9-]*(?![A-Za-z])/g) ?? []);
   for (const flag of visible) assert.ok(mentioned.has(flag), `${flag} is not in the README`);
   for (const flag of mentioned)
