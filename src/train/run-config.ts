@@ -19,8 +19,8 @@ export type RunConfig = Omit<
 
 /** Named run presets: the demo is sized to finish within 20 minutes on a 2-core CPU. */
 export const RUN_PRESETS: Record<string, () => RunConfig> = {
-  // Measured on the 2-core machine: 8 minutes including the VAE (up to ~15 when the machine is
-  // busy); 0.93 generation and 1.0 caption accuracy on held-out easy shapes (README, "The demo").
+  // Measured on the 2-core machine (README, "The demo"): 8 minutes including the VAE on an idle
+  // machine; 100% generation and caption accuracy on held-out easy shapes.
   demo: () => ({
     data: "shapes",
     shapesDifficulty: "easy",
@@ -29,8 +29,8 @@ export const RUN_PRESETS: Record<string, () => RunConfig> = {
     rows: 8,
     vocabSize: 512,
     textCorpus: "moby-dick",
-    // One corpus-text position per ten image–caption positions (about 9% of a batch): the
-    // demo is about images, and this is the text share it was measured with.
+    // One corpus-text position per ten image–caption positions (about 9% of a batch's rows):
+    // the demo is about images, and this is the text share it was measured with.
     mixer: { textRatio: 0.1 },
     train: { steps: 4500, maxLr: 1e-3, warmupSteps: 100, checkpointEvery: 500 },
     maxImages: 20000,
