@@ -183,6 +183,7 @@ export function registerEval(program: Command): void {
       captionExact: r.captionExact,
       captionLoss: r.captionLoss,
       checkerAccuracy: r.checkerAccuracy,
+      noiseImages: r.noiseImages,
       settings: { ...r.settings, classifierDir },
       files,
     };
@@ -203,6 +204,7 @@ export function registerEval(program: Command): void {
         ["generation accuracy", `${pct(r.generationAccuracy)} of ${r.settings.count}`],
         ["FID (classifier features)", fmt(r.fid, 2)],
         ["FID real vs real (floor)", fmt(r.fidRealFloor, 2)],
+        ["noise images (rougher than any real one)", pct(r.noiseImages)],
         ...(r.checkerAccuracy !== null
           ? [["pixel checker accuracy", pct(r.checkerAccuracy)] as [string, string]]
           : []),

@@ -13,7 +13,6 @@ import { withArena } from "../tensor/pool.js";
 import type { Rng } from "../tensor/rng.js";
 import { noGrad, type Tensor } from "../tensor/tensor.js";
 import {
-  type ClassifierHead,
   type ClassifierSpec,
   checkClassifierSpec,
   classifierDirName,
@@ -28,17 +27,6 @@ function convOut(side: number, stride: number): number {
   return Math.floor((side - 1) / stride) + 1;
 }
 
-/** The output layers, one Linear per head, registered under the head names. */
-class Heads extends Module {
-  readonly layers: Linear[];
-  constructor(heads: readonly ClassifierHead[], featureDim: number, rng: Rng) {
-    super();
-    this.layers = heads.map((h) =>
-      this.child(h.name, new Linear(featureDim, h.classes.length, rng, { bias: true })),
-    );
-  }
-}
-
 /**
  * The CNN: five 3×3 convolutions (w, 2w/2, 2w, 4w/2, 4w/2 channels/stride), each followed by
  * GroupNorm and SiLU, then Linear → featureDim with SiLU (the features), then one Linear per
@@ -50,10 +38,12 @@ class Heads extends Module {
  */
 export class EvalClassifier extends Module {
   readonly spec: ClassifierSpec;
-  private readonly convs: Conv2d[];
-  private readonly norms: GroupNorm[];
+  /** conv[i] and norm[i] are the tensors named conv{i+1} and norm{i+1}. */
+  private readonly conv: Conv2d[] = [];
+  private readonly norm: GroupNorm[] = [];
   private readonly features: Linear;
-  private readonly heads: Heads;
+  /** heads[h] is the tensor named heads.<spec.heads[h].name>. */
+  private readonly heads: Linear[];
   private readonly flatDim: number;
   private readonly classIndex: Array<Map<string, number>>;
 
@@ -68,12 +58,10 @@ export class EvalClassifier extends Module {
       [2 * w, 4 * w, 2],
       [4 * w, 4 * w, 2],
     ];
-    this.convs = [];
-    this.norms = [];
     let side = spec.imageSize;
     plan.forEach(([cin, cout, stride], i) => {
-      this.convs.push(this.child(`conv${i + 1}`, new Conv2d(cin, cout, 3, rng, stride, 1)));
-      this.norms.push(this.child(`norm${i + 1}`, new GroupNorm(groupsFor(cout), cout)));
+      this.conv.push(this.child(`conv${i + 1}`, new Conv2d(cin, cout, 3, rng, stride, 1)));
+      this.norm.push(this.child(`norm${i + 1}`, new GroupNorm(groupsFor(cout), cout)));
       side = convOut(side, stride);
     });
     this.flatDim = 4 * w * side * side;
@@ -81,7 +69,12 @@ export class EvalClassifier extends Module {
       "features",
       new Linear(this.flatDim, spec.featureDim, rng, { bias: true }),
     );
-    this.heads = this.child("heads", new Heads(spec.heads, spec.featureDim, rng));
+    this.heads = spec.heads.map((h) =>
+      this.child(
+        `heads.${h.name}`,
+        new Linear(spec.featureDim, h.classes.length, rng, { bias: true }),
+      ),
+    );
     this.classIndex = spec.heads.map((h) => new Map(h.classes.map((c, i) => [c, i])));
   }
 
@@ -95,11 +88,11 @@ export class EvalClassifier extends Module {
       );
     }
     let h = x;
-    this.convs.forEach((conv, i) => {
-      h = silu(this.norms[i]!.forward(conv.forward(h)));
+    this.conv.forEach((conv, i) => {
+      h = silu(this.norm[i]!.forward(conv.forward(h)));
     });
     const features = silu(this.features.forward(reshape(h, [N, this.flatDim])));
-    return { features, logits: this.heads.layers.map((l) => l.forward(features)) };
+    return { features, logits: this.heads.map((l) => l.forward(features)) };
   }
 
   /** Returns the head targets (class index per head) of a dataset example's labels. */

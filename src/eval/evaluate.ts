@@ -26,7 +26,7 @@ import { crossEntropy } from "../tensor/ops/nn.js";
 import { mixSeed, Rng } from "../tensor/rng.js";
 import { noGrad, Tensor } from "../tensor/tensor.js";
 import type { EvalClassifier } from "./classifier.js";
-import { fid } from "./metrics.js";
+import { fid, noiseFraction } from "./metrics.js";
 import { bitsPerByte } from "./perplexity.js";
 import { colourAndKindMatch } from "./shapes.js";
 
@@ -84,6 +84,8 @@ export interface EvaluateResult {
    * MSE for Transfusion, nats per code for the discrete-token model.
    */
   imageLoss: number | null;
+  /** Generated images rougher than every held-out real image (sampling diverged to noise). */
+  noiseImages: number | null;
   /** Shapes only: generated images passing the pixel-space attribute checker (colour and kind). */
   checkerAccuracy: number | null;
   /** Shapes only: … and also right in count, size and position or relation. */
@@ -258,6 +260,7 @@ export function evaluatePipeline(
     captionExact: null,
     captionLoss: null,
     imageLoss: null,
+    noiseImages: null,
     checkerAccuracy: null,
     checkerAllAttributes: null,
     settings: {
@@ -298,6 +301,10 @@ export function evaluatePipeline(
       images.push(...out.images);
       opts.onProgress?.("images", Math.min(n, at + batch), n);
     }
+    result.noiseImages = noiseFraction(
+      images,
+      examples.map((e) => e.image),
+    );
     let checked = 0;
     const ok = new Array<boolean>(n).fill(false);
     if (clf) {

@@ -5,9 +5,14 @@
 import type { ExperimentResult, RunRecord } from "./run.js";
 import { EVAL_GUIDANCE } from "./specs.js";
 
-/** Mean and sample standard deviation (0 for one value); null when no value is known. */
-export function meanSd(values: ReadonlyArray<number | null>): { mean: number; sd: number } | null {
-  const v = values.filter((x): x is number => x !== null && Number.isFinite(x));
+/**
+ * Mean and sample standard deviation (0 for one value); null when no value is known (null, or
+ * undefined in a record cached before its metric existed).
+ */
+export function meanSd(
+  values: ReadonlyArray<number | null | undefined>,
+): { mean: number; sd: number } | null {
+  const v = values.filter((x): x is number => typeof x === "number" && Number.isFinite(x));
   if (v.length === 0) return null;
   const mean = v.reduce((s, x) => s + x, 0) / v.length;
   const sd =
@@ -16,7 +21,7 @@ export function meanSd(values: ReadonlyArray<number | null>): { mean: number; sd
 }
 
 export function cell(
-  values: ReadonlyArray<number | null>,
+  values: ReadonlyArray<number | null | undefined>,
   digits: number,
   percent = false,
 ): string {
@@ -33,6 +38,7 @@ const COLUMNS: Array<{ head: string; metric: Metric; digits: number; percent?: b
   { head: "FID", metric: "fid", digits: 2 },
   { head: "real-vs-real FID", metric: "fidRealFloor", digits: 2 },
   { head: "checker acc. %", metric: "checkerAccuracy", digits: 1, percent: true },
+  { head: "noise images %", metric: "noiseImages", digits: 1, percent: true },
   { head: "caption acc. %", metric: "captionAccuracy", digits: 1, percent: true },
   { head: "caption NLL", metric: "captionLoss", digits: 3 },
   { head: "bits/byte", metric: "bitsPerByte", digits: 3 },

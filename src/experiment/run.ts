@@ -94,7 +94,9 @@ export interface RunRecord {
     | "captionLoss"
     | "imageLoss"
     | "checkerAccuracy"
-  >;
+  > &
+    // Absent from evaluations cached before the metric existed.
+    Partial<Pick<EvaluateResult, "noiseImages">>;
   settings: EvaluateResult["settings"];
 }
 
@@ -325,6 +327,7 @@ export async function runExperiment(
             captionLoss: ev.captionLoss ?? first?.metrics.captionLoss ?? null,
             imageLoss: ev.imageLoss ?? first?.metrics.imageLoss ?? null,
             checkerAccuracy: ev.checkerAccuracy,
+            noiseImages: ev.noiseImages,
           },
           settings: ev.settings,
         };

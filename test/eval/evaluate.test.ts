@@ -83,6 +83,8 @@ test("a generator that returns the real images scores the classifier's own accur
   assert.ok(Math.abs(r.fidRealFloor - fid(a, N, b, N, d)) <= 1e-9 * (1 + r.fidRealFloor));
   // The pixel checker passes every real image; captions equal to the truth are all right.
   assert.equal(r.checkerAccuracy, 1);
+  // The real images themselves are never rougher than every real image.
+  assert.equal(r.noiseImages, 0);
   assert.equal(r.captionAccuracy, 1);
   assert.equal(r.captionExact, 1);
   assert.equal(r.bitsPerByte, null);
@@ -102,6 +104,25 @@ test("blank images are far from real ones and fail the checker; wrong captions s
   assert.equal(r.checkerAccuracy, 0);
   assert.equal(r.captionAccuracy, 0);
   assert.ok(r.fid! > 2 * r.fidRealFloor!, `fid ${r.fid} vs floor ${r.fidRealFloor}`);
+  // Blank is a miss but not noise.
+  assert.equal(r.noiseImages, 0);
+});
+
+test("images that diverged into noise are counted as noise", () => {
+  const rng = new Rng(4);
+  const noise = (): Image => {
+    const data = new Uint8Array(32 * 32 * 3);
+    for (let i = 0; i < data.length; i++) data[i] = rng.int(256);
+    return { width: 32, height: 32, channels: 3, data };
+  };
+  const real = heldOut(0, N);
+  // Every other image is noise; the rest are the real images of their captions.
+  const p = fake(
+    (_c, i) => (i % 2 === 0 ? noise() : real[i]!.image),
+    () => "",
+  );
+  const r = evaluatePipeline(p, shapes, { count: N, textCorpus: null, classifier: clf });
+  assert.equal(r.noiseImages, Math.ceil(N / 2) / N);
 });
 
 test("caption accuracy for shapes counts colour and kind, in any order; other data need the exact label", () => {
