@@ -24,12 +24,12 @@ export function trainStepFlops(
  */
 export function codecMacsPerImage(model: Transfusion): number {
   const c = model.config;
-  if (!model.codec) return 0;
+  if (!model.imageCodec) return 0;
   const S = c.latentSize;
   const n = patchesPerImage(c);
   const levels = Math.round(Math.log2(c.patchSize));
   let macs = 0;
-  for (const [name, p] of model.codec.namedParameters()) {
+  for (const [name, p] of model.imageCodec.namedParameters()) {
     if (!name.endsWith("weight") || p.rank < 2) continue; // biases and norm gains
     if (p.rank === 2) {
       // Linear layers: the timestep MLPs and projections run once per image; the linear
@@ -61,7 +61,7 @@ export function runTrainingFlops(
   imagesTrained: number,
 ): number {
   const c = model.config;
-  const N = model.blocks.reduce((s, b) => s + b.parameterCount(), 0) + model.head.parameterCount();
+  const N = model.layers.reduce((s, b) => s + b.parameterCount(), 0) + model.head.parameterCount();
   const transformer = steps * trainStepFlops(N, c.layers, seqLen, c.dim, rows);
   return transformer + 6 * codecMacsPerImage(model) * imagesTrained;
 }

@@ -64,7 +64,7 @@ export function benchConfig(shape: Partial<BenchModelShape> = {}): TransfusionCo
 
 /** Returns the N of the FLOP rule: parameters of the transformer blocks and the text head. */
 export function blockAndHeadParams(model: Transfusion): number {
-  return model.blocks.reduce((s, b) => s + b.parameterCount(), 0) + model.head.parameterCount();
+  return model.layers.reduce((s, b) => s + b.parameterCount(), 0) + model.head.parameterCount();
 }
 
 /** Returns `n` random text token ids (never a special id). */

@@ -39,7 +39,7 @@ export class DecodeState {
   ) {
     const c = model.config;
     const per = batch * capacity * c.dim; // Hkv·D = dim (no grouped-query heads in this model)
-    this.layers = model.blocks.map(() => ({ k: new Float32Array(per), v: new Float32Array(per) }));
+    this.layers = model.layers.map(() => ({ k: new Float32Array(per), v: new Float32Array(per) }));
     this.valid = new Uint8Array(batch * capacity);
     this.nextPos = new Int32Array(batch);
   }
@@ -65,7 +65,7 @@ export class DecodeState {
     let h = reshape(x, [this.batch, Tn, m.config.dim]);
     const modality = m.modalityOf(this.batch * Tn, imageRows);
     const step = { offset: this.length, capacity: this.capacity, mask, cos, sin, modality };
-    m.blocks.forEach((b, i) => {
+    m.layers.forEach((b, i) => {
       h = forwardCached(b, h, step, this.layers[i]!);
     });
     return reshape(m.norm.forward(h), [this.batch * Tn, m.config.dim]);
@@ -208,7 +208,7 @@ export class DecodeState {
         placePatchPositions(c, this.nextPos[b]!, g, n, rowPos, colPos, b * n);
       }
       const { cos, sin } = ropeTablesFor(c, rowPos, colPos);
-      const codec = m.requireCodec();
+      const codec = m.requireImageCodec();
       const enc = codec.encode(xt, t);
       const mask = this.stepMask(n, c.imageAttention === "bidirectional");
       // Every new row is a patch.

@@ -85,14 +85,14 @@ export class LinearPatchCodec extends Module implements PatchCodec {
 export class UNetPatchCodec extends Module implements PatchCodec {
   readonly tEmbed: TimestepMlp;
   readonly convIn: Conv2d;
-  readonly downRes: ResBlock[] = [];
-  readonly downSample: Conv2d[] = [];
+  /** down[l] holds the tensors named `down.l.*`, one per level from full resolution down. */
+  readonly down: Array<{ res: ResBlock; downsample: Conv2d }> = [];
   readonly midDown: ResBlock;
   readonly toDim: Conv2d;
   readonly fromDim: Conv2d;
   readonly midUp: ResBlock;
-  readonly upConv: Conv2d[] = [];
-  readonly upRes: ResBlock[] = [];
+  /** up[l] holds the tensors named `up.l.*`: level l + 1 → l (run from the bottom up). */
+  readonly up: Array<{ conv: Conv2d; res: ResBlock }> = [];
   readonly outNorm: GroupNorm;
   readonly convOut: Conv2d;
   readonly levels: number;
@@ -110,10 +110,12 @@ export class UNetPatchCodec extends Module implements PatchCodec {
     this.convIn = this.child("conv_in", new Conv2d(cfg.latentChannels, this.widths[0]!, 3, rng));
     for (let l = 0; l < this.levels; l++) {
       const wl = this.widths[l]!;
-      this.downRes.push(this.child(`down.${l}.res`, new ResBlock(wl, wl, rng, { tDim })));
-      this.downSample.push(
-        this.child(`down.${l}.downsample`, new Conv2d(wl, this.widths[l + 1]!, 3, rng, 2, 1)),
+      const res = this.child(`down.${l}.res`, new ResBlock(wl, wl, rng, { tDim }));
+      const downsample = this.child(
+        `down.${l}.downsample`,
+        new Conv2d(wl, this.widths[l + 1]!, 3, rng, 2, 1),
       );
+      this.down.push({ res, downsample });
     }
     const wL = this.widths[this.levels]!;
     this.midDown = this.child("mid_down", new ResBlock(wL, wL, rng, { tDim }));
@@ -122,8 +124,8 @@ export class UNetPatchCodec extends Module implements PatchCodec {
     this.midUp = this.child("mid_up", new ResBlock(wL, wL, rng));
     for (let l = this.levels - 1; l >= 0; l--) {
       const wl = this.widths[l]!;
-      this.upConv.push(this.child(`up.${l}.conv`, new Conv2d(this.widths[l + 1]!, wl, 3, rng)));
-      this.upRes.push(this.child(`up.${l}.res`, new ResBlock(2 * wl, wl, rng)));
+      const conv = this.child(`up.${l}.conv`, new Conv2d(this.widths[l + 1]!, wl, 3, rng));
+      this.up[l] = { conv, res: this.child(`up.${l}.res`, new ResBlock(2 * wl, wl, rng)) };
     }
     this.outNorm = this.child(
       "out_norm",
@@ -136,10 +138,10 @@ export class UNetPatchCodec extends Module implements PatchCodec {
     const temb = this.tEmbed.forward(t);
     let h = this.convIn.forward(xt);
     const skips: Tensor[] = [];
-    for (let l = 0; l < this.levels; l++) {
-      h = this.downRes[l]!.forward(h, temb);
+    for (const { res, downsample } of this.down) {
+      h = res.forward(h, temb);
       skips.push(h);
-      h = this.downSample[l]!.forward(h);
+      h = downsample.forward(h);
     }
     h = this.toDim.forward(this.midDown.forward(h, temb));
     // [N, d, g, g] → [N·g·g, d] in raster order.
@@ -150,13 +152,13 @@ export class UNetPatchCodec extends Module implements PatchCodec {
     const g = this.cfg.latentSize / this.cfg.patchSize;
     let h = permute(reshape(hTokens, [N, g, g, this.cfg.dim]), [0, 3, 1, 2]);
     h = this.midUp.forward(this.fromDim.forward(h), null);
-    for (let i = 0; i < this.levels; i++) {
-      const l = this.levels - 1 - i;
-      h = this.upConv[i]!.forward(upsampleNearest(h, 2));
+    for (let l = this.levels - 1; l >= 0; l--) {
+      const { conv, res } = this.up[l]!;
+      h = conv.forward(upsampleNearest(h, 2));
       const skip = skips[l];
       if (!skip || skip.shape[0] !== N)
         throw new Error("UNetPatchCodec.decode: skips do not match the images");
-      h = this.upRes[i]!.forward(concat([h, skip], 1), null);
+      h = res.forward(concat([h, skip], 1), null);
     }
     return this.convOut.forward(silu(this.outNorm.forward(h)));
   }

@@ -63,8 +63,8 @@ export interface ForwardOptions {
 export class Transfusion extends Module {
   readonly embed: Embedding;
   /** The patch codec; null for the discrete-token model, whose images are ordinary tokens. */
-  readonly codec: PatchCodec | null;
-  readonly blocks: Block[] = [];
+  readonly imageCodec: PatchCodec | null;
+  readonly layers: Block[] = [];
   readonly norm: RMSNorm;
   readonly head: Linear;
 
@@ -75,9 +75,9 @@ export class Transfusion extends Module {
     super();
     const c = config;
     this.embed = this.child("embed", new Embedding(c.vocab, c.dim, rng));
-    this.codec = isDiscrete(c) ? null : this.child("image_codec", makePatchCodec(c, rng));
+    this.imageCodec = isDiscrete(c) ? null : this.child("image_codec", makePatchCodec(c, rng));
     for (let i = 0; i < c.layers; i++) {
-      this.blocks.push(
+      this.layers.push(
         this.child(
           `layers.${i}`,
           new Block(
@@ -123,7 +123,7 @@ export class Transfusion extends Module {
     const mask = buildMask(layout, c.imageAttention);
     const modality = this.modalityOf(B * T, patchIdx);
     let h = reshape(x, [B, T, c.dim]);
-    for (const block of this.blocks) h = block.forward(h, { cos, sin, mask, modality });
+    for (const block of this.layers) h = block.forward(h, { cos, sin, mask, modality });
     const hn = reshape(this.norm.forward(h), [B * T, c.dim]);
 
     const textRows = opts.textRows ?? rowsWithTargets(layout.textTargets);
@@ -131,7 +131,7 @@ export class Transfusion extends Module {
     const textLogits = textRows.length > 0 ? this.head.forward(gather(hn, textRows)) : null;
     const imagePred =
       nImages > 0 && !opts.skipImagePred
-        ? this.requireCodec().decode(gather(hn, patchIdx), nImages, skips)
+        ? this.requireImageCodec().decode(gather(hn, patchIdx), nImages, skips)
         : null;
     return { textLogits, textRows, textTargets, imagePred };
   }
@@ -149,7 +149,7 @@ export class Transfusion extends Module {
     const x = this.embed.forward(layout.tokens);
     if (layout.images.length === 0 || !xt) return { x, patchIdx: new Int32Array(0), skips: [] };
     const patchIdx = patchIndices(layout, patchesPerImage(this.config));
-    const enc = this.requireCodec().encode(xt, t);
+    const enc = this.requireImageCodec().encode(xt, t);
     return { x: replaceRows(x, patchIdx, enc.tokens), patchIdx, skips: enc.skips };
   }
 
@@ -174,13 +174,13 @@ export class Transfusion extends Module {
   }
 
   /** Returns the patch codec; throws for the discrete-token model, which has none. */
-  requireCodec(): PatchCodec {
-    if (!this.codec) {
+  requireImageCodec(): PatchCodec {
+    if (!this.imageCodec) {
       throw new Error(
         "Transfusion: a discrete-token model has no patch codec; its images are code tokens",
       );
     }
-    return this.codec;
+    return this.imageCodec;
   }
 }
 

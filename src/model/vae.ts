@@ -179,7 +179,8 @@ export function runBlocks(blocks: readonly ResBlock[], x: Tensor): Tensor {
  */
 export class VaeEncoder extends Module {
   private readonly convIn: Conv2d;
-  private readonly stages: Array<{ blocks: ResBlock[]; down: Conv2d }> = [];
+  /** down[i] holds the tensors named `down.i.*`, one per level from full resolution down. */
+  private readonly down: Array<{ res: ResBlock[]; downsample: Conv2d }> = [];
   private readonly mid: ResBlock[];
   private readonly normOut: GroupNorm;
   private readonly convOut: Conv2d;
@@ -189,8 +190,11 @@ export class VaeEncoder extends Module {
     this.convIn = this.child("conv_in", new Conv2d(cfg.imageChannels, w[0]!, 3, rng));
     for (let i = 0; i < cfg.levels; i++) {
       const res = blocks(`down.${i}.res`, w[i]!);
-      const down = this.child(`down.${i}.downsample`, new Conv2d(w[i]!, w[i + 1]!, 3, rng, 2, 1));
-      this.stages.push({ blocks: res, down });
+      const downsample = this.child(
+        `down.${i}.downsample`,
+        new Conv2d(w[i]!, w[i + 1]!, 3, rng, 2, 1),
+      );
+      this.down.push({ res, downsample });
     }
     const wl = w[cfg.levels]!;
     this.mid = blocks("mid", wl);
@@ -200,7 +204,7 @@ export class VaeEncoder extends Module {
   /** Returns the raw encoder output [N, outChannels, h, w]. */
   forward(x: Tensor): Tensor {
     let h = this.convIn.forward(x);
-    for (const s of this.stages) h = s.down.forward(runBlocks(s.blocks, h));
+    for (const d of this.down) h = d.downsample.forward(runBlocks(d.res, h));
     h = runBlocks(this.mid, h);
     return this.convOut.forward(silu(this.normOut.forward(h)));
   }
@@ -210,7 +214,8 @@ export class VaeEncoder extends Module {
 export class VaeDecoder extends Module {
   private readonly convIn: Conv2d;
   private readonly mid: ResBlock[];
-  private readonly stages: Array<{ up: Conv2d; blocks: ResBlock[] }> = [];
+  /** up[i] holds the tensors named `up.i.*`: level i + 1 → i (run from the bottom up). */
+  private readonly up: Array<{ upsample: Conv2d; res: ResBlock[] }> = [];
   private readonly normOut: GroupNorm;
   private readonly convOut: Conv2d;
   constructor(cfg: ConvStackConfig, inChannels: number, rng: Rng) {
@@ -221,8 +226,8 @@ export class VaeDecoder extends Module {
     this.mid = blocks("mid", wl);
     // up.i goes from resolution level i+1 to level i; built from the bottom up (data order).
     for (let i = cfg.levels - 1; i >= 0; i--) {
-      const up = this.child(`up.${i}.upsample`, new Conv2d(w[i + 1]!, w[i]!, 3, rng));
-      this.stages.push({ up, blocks: blocks(`up.${i}.res`, w[i]!) });
+      const upsample = this.child(`up.${i}.upsample`, new Conv2d(w[i + 1]!, w[i]!, 3, rng));
+      this.up[i] = { upsample, res: blocks(`up.${i}.res`, w[i]!) };
     }
     this.normOut = this.child("norm_out", new GroupNorm(cfg.groups, w[0]!));
     this.convOut = this.child("conv_out", new Conv2d(w[0]!, cfg.imageChannels, 3, rng));
@@ -230,7 +235,10 @@ export class VaeDecoder extends Module {
   /** Returns the reconstructed image [N, imageChannels, H, W] (unclamped). */
   forward(z: Tensor): Tensor {
     let h = runBlocks(this.mid, this.convIn.forward(z));
-    for (const s of this.stages) h = runBlocks(s.blocks, s.up.forward(upsampleNearest(h, 2)));
+    for (let i = this.up.length - 1; i >= 0; i--) {
+      const { upsample, res } = this.up[i]!;
+      h = runBlocks(res, upsample.forward(upsampleNearest(h, 2)));
+    }
     return this.convOut.forward(silu(this.normOut.forward(h)));
   }
 }

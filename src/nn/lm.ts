@@ -23,7 +23,7 @@ export interface LMConfig {
 
 export class TransformerLM extends Module {
   readonly embed: Embedding;
-  readonly blocks: Block[];
+  readonly layers: Block[];
   readonly norm: RMSNorm | LayerNorm;
   readonly head: Linear;
   private tables = new Map<number, { cos: Float32Array; sin: Float32Array }>();
@@ -33,11 +33,11 @@ export class TransformerLM extends Module {
     rng: Rng,
   ) {
     super();
-    const { dim, layers } = config;
+    const { dim } = config;
     this.embed = this.child("embed", new Embedding(config.vocab, dim, rng));
-    this.blocks = [];
-    for (let i = 0; i < layers; i++) {
-      this.blocks.push(this.child(`layers.${i}`, new Block({ ...config, layers }, rng)));
+    this.layers = [];
+    for (let i = 0; i < config.layers; i++) {
+      this.layers.push(this.child(`layers.${i}`, new Block(config, rng)));
     }
     this.norm = this.child("norm", config.norm === "rms" ? new RMSNorm(dim) : new LayerNorm(dim));
     this.head = this.child("head", new Linear(dim, config.vocab, rng, { std: 0.02 }));
@@ -45,7 +45,7 @@ export class TransformerLM extends Module {
 
   /** Returns the parameter count of the blocks and the head (the N of the FLOP formula). */
   blockAndHeadParams(): number {
-    return this.blocks.reduce((s, b) => s + b.parameterCount(), 0) + this.head.parameterCount();
+    return this.layers.reduce((s, b) => s + b.parameterCount(), 0) + this.head.parameterCount();
   }
 
   private rope(T: number): { cos: Float32Array; sin: Float32Array } {
@@ -66,7 +66,7 @@ export class TransformerLM extends Module {
     const [B, T] = ids.shape as [number, number];
     const { cos, sin } = this.rope(T);
     let x = this.embed.forward(ids);
-    for (const b of this.blocks) x = b.forward(x, { cos, sin, causal: true });
+    for (const b of this.layers) x = b.forward(x, { cos, sin, causal: true });
     const logits = this.head.forward(this.norm.forward(x));
     return reshape(logits, [B, T, this.config.vocab]);
   }

@@ -2,6 +2,12 @@
 import type { Rng } from "../tensor/rng.js";
 import { type Tensor, zeros } from "../tensor/tensor.js";
 
+/**
+ * A node of the parameter tree, whose registered names join into dotted tensor names
+ * (`layers.3.attn.q_proj.weight`). Every field holding a child module or parameter is named the
+ * camelCase of its tensor-name segment (`image_codec` → `imageCodec`, `q_proj` → `qProj`,
+ * `layers.N` → an array `layers`), so a checkpoint's tensor name leads to the field that owns it.
+ */
 export abstract class Module {
   private readonly ownParams = new Map<string, Tensor>();
   private readonly children = new Map<string, Module>();

@@ -20,11 +20,11 @@ export interface ResBlockOptions {
 }
 
 export class ResBlock extends Module {
-  readonly n1: GroupNorm;
-  readonly c1: Conv2d;
+  readonly norm1: GroupNorm;
+  readonly conv1: Conv2d;
   readonly tProj: Linear | undefined;
-  readonly n2: GroupNorm;
-  readonly c2: Conv2d;
+  readonly norm2: GroupNorm;
+  readonly conv2: Conv2d;
   readonly skip: Conv2d | undefined;
   constructor(
     readonly inCh: number,
@@ -33,24 +33,24 @@ export class ResBlock extends Module {
     o: ResBlockOptions = {},
   ) {
     super();
-    this.n1 = this.child("norm1", new GroupNorm(o.groups ?? groupsFor(inCh), inCh));
-    this.c1 = this.child("conv1", new Conv2d(inCh, outCh, 3, rng));
+    this.norm1 = this.child("norm1", new GroupNorm(o.groups ?? groupsFor(inCh), inCh));
+    this.conv1 = this.child("conv1", new Conv2d(inCh, outCh, 3, rng));
     this.tProj = o.tDim
       ? this.child("t_proj", new Linear(o.tDim, outCh, rng, { bias: true }))
       : undefined;
-    this.n2 = this.child("norm2", new GroupNorm(o.groups ?? groupsFor(outCh), outCh));
-    this.c2 = this.child("conv2", new Conv2d(outCh, outCh, 3, rng));
+    this.norm2 = this.child("norm2", new GroupNorm(o.groups ?? groupsFor(outCh), outCh));
+    this.conv2 = this.child("conv2", new Conv2d(outCh, outCh, 3, rng));
     this.skip = inCh !== outCh ? this.child("skip", new Conv2d(inCh, outCh, 1, rng)) : undefined;
   }
 
   /** Returns the input (or its 1×1 projection) plus the residual; `temb` [N, tDim] if any. */
   forward(x: Tensor, temb: Tensor | null = null): Tensor {
-    let h = this.c1.forward(silu(this.n1.forward(x)));
+    let h = this.conv1.forward(silu(this.norm1.forward(x)));
     if (this.tProj && temb) {
       const N = x.shape[0]!;
       h = add(h, reshape(this.tProj.forward(silu(temb)), [N, this.outCh, 1, 1]));
     }
-    h = this.c2.forward(silu(this.n2.forward(h)));
+    h = this.conv2.forward(silu(this.norm2.forward(h)));
     return add(this.skip ? this.skip.forward(x) : x, h);
   }
 }

@@ -38,21 +38,17 @@ export interface AttentionConfig {
   modalitySpecific?: boolean;
 }
 
-interface Projections {
-  q: Linear;
-  k: Linear;
-  v: Linear;
-  o: Linear;
-}
-
 /** Multi-head self-attention with separate q/k/v/o projections and no biases. */
 export class Attention extends Module {
-  readonly q: Linear;
-  readonly k: Linear;
-  readonly v: Linear;
-  readonly o: Linear;
-  /** The image rows' projections (modality-specific attention only). */
-  readonly image: Projections | undefined;
+  readonly qProj: Linear;
+  readonly kProj: Linear;
+  readonly vProj: Linear;
+  readonly oProj: Linear;
+  /** The image rows' projections (modality-specific attention only; all set or none). */
+  readonly qProjImage: Linear | undefined;
+  readonly kProjImage: Linear | undefined;
+  readonly vProjImage: Linear | undefined;
+  readonly oProjImage: Linear | undefined;
   readonly heads: number;
   readonly kvHeads: number;
   readonly headDim: number;
@@ -66,21 +62,24 @@ export class Attention extends Module {
     this.headDim = cfg.dim / cfg.heads;
     const std = cfg.std ?? 0.02;
     const kvDim = this.kvHeads * this.headDim;
-    this.q = this.child("q_proj", new Linear(cfg.dim, cfg.dim, rng, { std }));
-    this.k = this.child("k_proj", new Linear(cfg.dim, kvDim, rng, { std }));
-    this.v = this.child("v_proj", new Linear(cfg.dim, kvDim, rng, { std }));
-    this.o = this.child("o_proj", new Linear(cfg.dim, cfg.dim, rng, { std: cfg.outStd ?? std }));
+    const outStd = cfg.outStd ?? std;
+    this.qProj = this.child("q_proj", new Linear(cfg.dim, cfg.dim, rng, { std }));
+    this.kProj = this.child("k_proj", new Linear(cfg.dim, kvDim, rng, { std }));
+    this.vProj = this.child("v_proj", new Linear(cfg.dim, kvDim, rng, { std }));
+    this.oProj = this.child("o_proj", new Linear(cfg.dim, cfg.dim, rng, { std: outStd }));
     // Registered after the shared projections, so a shared-weight model's names are unchanged.
-    this.image = cfg.modalitySpecific
-      ? {
-          q: this.child("q_proj_image", new Linear(cfg.dim, cfg.dim, rng, { std })),
-          k: this.child("k_proj_image", new Linear(cfg.dim, kvDim, rng, { std })),
-          v: this.child("v_proj_image", new Linear(cfg.dim, kvDim, rng, { std })),
-          o: this.child(
-            "o_proj_image",
-            new Linear(cfg.dim, cfg.dim, rng, { std: cfg.outStd ?? std }),
-          ),
-        }
+    const image = cfg.modalitySpecific;
+    this.qProjImage = image
+      ? this.child("q_proj_image", new Linear(cfg.dim, cfg.dim, rng, { std }))
+      : undefined;
+    this.kProjImage = image
+      ? this.child("k_proj_image", new Linear(cfg.dim, kvDim, rng, { std }))
+      : undefined;
+    this.vProjImage = image
+      ? this.child("v_proj_image", new Linear(cfg.dim, kvDim, rng, { std }))
+      : undefined;
+    this.oProjImage = image
+      ? this.child("o_proj_image", new Linear(cfg.dim, cfg.dim, rng, { std: outStd }))
       : undefined;
   }
 
@@ -99,12 +98,12 @@ export class Attention extends Module {
   project(x: Tensor, rows: ModalityRows | undefined): [Tensor, Tensor, Tensor] {
     const [B, T] = x.shape as [number, number];
     const { heads: H, kvHeads: Hkv, headDim: D } = this;
-    const img = this.image;
+    const { qProjImage: qi, kProjImage: ki, vProjImage: vi } = this;
     const [q, k, v] = perModality(
       x,
       rows,
-      [this.q, this.k, this.v],
-      img && [img.q, img.k, img.v],
+      [this.qProj, this.kProj, this.vProj],
+      qi && ki && vi && [qi, ki, vi],
       "Attention",
     );
     return [reshape(q!, [B, T, H, D]), reshape(k!, [B, T, Hkv, D]), reshape(v!, [B, T, Hkv, D])];
@@ -114,7 +113,8 @@ export class Attention extends Module {
   output(y: Tensor, rows: ModalityRows | undefined): Tensor {
     const [B, T] = y.shape as [number, number];
     const flat = reshape(y, [B, T, this.heads * this.headDim]);
-    return perModality(flat, rows, [this.o], this.image && [this.image.o], "Attention")[0]!;
+    const oi = this.oProjImage;
+    return perModality(flat, rows, [this.oProj], oi && [oi], "Attention")[0]!;
   }
 }
 

@@ -74,7 +74,7 @@ test("training FLOPs add the linear codec's patch projections to the transformer
   // Timestep MLP (128 → d → d) once per image, projections in and out once per patch.
   const expected = 128 * c.dim + c.dim * c.dim + 2 * P * c.dim * n;
   assert.equal(codecMacsPerImage(m), expected);
-  const N = m.blocks.reduce((s, b) => s + b.parameterCount(), 0) + m.head.parameterCount();
+  const N = m.layers.reduce((s, b) => s + b.parameterCount(), 0) + m.head.parameterCount();
   const step = trainStepFlops(N, c.layers, 32, c.dim, 2);
   assert.equal(runTrainingFlops(m, 10, 2, 32, 7), 10 * step + 6 * expected * 7);
   const d = new Transfusion(

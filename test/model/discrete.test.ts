@@ -79,8 +79,8 @@ test("a discrete config needs patch 1, one channel and a vocabulary larger than 
   assert.equal(read.imageCodes, 0);
   assert.equal(read.timestepEmbedding, "patch");
   const m = new Transfusion(c, new Rng(1));
-  assert.equal(m.codec, null);
-  assert.throws(() => m.requireCodec(), /no patch codec/);
+  assert.equal(m.imageCodec, null);
+  assert.throws(() => m.requireImageCodec(), /no patch codec/);
 });
 
 test("the discrete loss is the mean cross-entropy over text and codes, reported apart", () => {

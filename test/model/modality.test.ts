@@ -84,7 +84,7 @@ test("modality-specific weights are off by default: names and counts are the sha
     [0, 1].flatMap((i) => BLOCK_NAMES.map((n) => `layers.${i}.${n}`)),
   );
   const perBlock = 2 * d + 4 * d * d + 3 * d * h;
-  const expected = V * d + shared.requireCodec().parameterCount() + L * perBlock + d + d * V;
+  const expected = V * d + shared.requireImageCodec().parameterCount() + L * perBlock + d + d * V;
   assert.equal(shared.parameterCount(), expected);
 
   const mot = new Transfusion(config(), new Rng(1));
