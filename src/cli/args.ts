@@ -63,7 +63,7 @@ export function parseDataOrFile(v: string): string {
   );
 }
 
-/** Returns a model preset name from the value of --preset. */
+/** Returns a model size, a name in PRESETS (model/config.ts), from the value of --preset. */
 export function parsePreset(v: string): string {
   return parseChoice(v, "--preset", Object.keys(PRESETS));
 }

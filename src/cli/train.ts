@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { DATASET_NAMES, type ShapesDifficulty } from "../data/datasets/index.js";
 import { PRESETS } from "../model/config.js";
 import { type RunOptions, runTraining } from "../train/run.js";
-import { loadRunConfig, RUN_PRESETS, type RunConfig } from "../train/run-config.js";
+import { DEFAULT_RUN, loadRunConfig, type RunConfig } from "../train/run-config.js";
 import { type PackOptions, packRun } from "../train/run-pack.js";
 import {
   parseDataOrFile,
@@ -36,8 +36,24 @@ export function interruptFlag(): { stop: () => boolean; dispose: () => void } {
 }
 
 /**
- * Returns the run config with the flags shared by `train` and `demo` applied over `base`
- * (and over --config). Every test is `!== undefined`: a flag given as 0 must count.
+ * Returns the run a command's flags ask for, the one path from flags to a run: the command's
+ * `defaults` (DEFAULT_RUN for `train` and `pack`, DEMO_RUN for `demo`), then the --config file,
+ * then the flags (`applyRunFlags`), then where the run goes (--out, --no-resume, --vae). The
+ * run then turns its preset and `model` overrides into the model (train/run-checks.ts).
+ */
+export function runFromFlags(defaults: RunConfig, o: Record<string, unknown>): RunOptions {
+  const run: RunOptions = {
+    ...applyRunFlags(defaults, o),
+    out: o.out as string,
+    resume: o.resume as boolean,
+  };
+  if (o.vae) run.vaeFrom = o.vae as string;
+  return run;
+}
+
+/**
+ * Returns the run config with the flags shared by `train`, `pack` and `demo` applied over
+ * `base` (and over --config). Every test is `!== undefined`: a flag given as 0 must count.
  */
 export function applyRunFlags(base: RunConfig, o: Record<string, unknown>): RunConfig {
   const c: RunConfig = o.config ? loadRunConfig(String(o.config), base) : { ...base };
@@ -60,7 +76,7 @@ export function applyRunFlags(base: RunConfig, o: Record<string, unknown>): RunC
   return c;
 }
 
-/** Returns cmd with the options shared by `train` and `demo`. */
+/** Returns cmd with the options shared by `train`, `pack` and `demo`. */
 export function addRunOptions(cmd: Command): Command {
   cmd
     .option("--config <file>", "JSON run config (fields: see README, 'Run config files')")
@@ -109,18 +125,10 @@ export function registerTrain(program: Command): void {
         "runs/train",
       ),
   ).action(async (o) => {
-    const cfg = applyRunFlags(RUN_PRESETS.default!(), o);
+    const run = runFromFlags(DEFAULT_RUN, o);
     const flag = interruptFlag();
     try {
-      const opts: RunOptions = {
-        ...cfg,
-        out: o.out,
-        resume: o.resume,
-        onEvent: runProgress(false),
-        shouldStop: flag.stop,
-      };
-      if (o.vae) opts.vaeFrom = o.vae;
-      const r = await runTraining(opts);
+      const r = await runTraining({ ...run, onEvent: runProgress(false), shouldStop: flag.stop });
       const summary = {
         checkpoint: r.checkpoint,
         steps: r.steps,
@@ -162,15 +170,11 @@ export function registerPack(program: Command): void {
         "\n--steps sets how many batches are written: one per training step.\nThen: torchrun --nproc_per_node N python/train.py --pack <dir> --out <run> (see README, 'Training at scale').",
       ),
   ).action(async (o) => {
-    const cfg = applyRunFlags(RUN_PRESETS.default!(), o);
     const opts: PackOptions = {
-      ...cfg,
-      out: o.out,
-      resume: o.resume,
+      ...runFromFlags(DEFAULT_RUN, o),
       shardSize: o.shardSize ?? 250,
       onEvent: runProgress(false),
     };
-    if (o.vae) opts.vaeFrom = o.vae;
     const r = await packRun(opts);
     if (o.json) printJson({ ...r, seconds: Math.round(r.seconds) });
     else {

@@ -114,6 +114,42 @@ export function runName(variant: Variant, seed: number): string {
   return `${variant.id}-s${seed}`;
 }
 
+/**
+ * Returns the run every variant of `spec` modifies: `experimentRunConfig` with the options'
+ * overrides (`base`) and every run's steps.
+ */
+export function experimentBase(
+  spec: ExperimentSpec,
+  o: Pick<ExperimentOptions, "steps" | "base">,
+): RunConfig {
+  const defaults = experimentRunConfig(o.steps, spec.data);
+  const base: RunConfig = { ...defaults, ...o.base };
+  base.train = { ...defaults.train, ...o.base?.train, steps: o.steps };
+  return base;
+}
+
+/**
+ * Returns the RunOptions of variant `v`'s run for `seed` under the experiment folder `root`
+ * (`dataRoot`): the shared run with the variant's changes, in its own run folder, with the
+ * shared VAE (or VQ tokenizer) and latent (or code) cache.
+ */
+export function variantRunOptions(
+  root: string,
+  base: RunConfig,
+  v: Variant,
+  seed: number,
+  steps: number,
+): RunOptions {
+  const discrete = (v.model?.imageCodes ?? 0) > 0;
+  return {
+    ...variantConfig(base, v, seed, steps),
+    out: join(root, "runs", runName(v, seed)),
+    vaeFrom: join(root, "vae"),
+    vqvaeFrom: join(root, "vqvae"),
+    latentCache: join(root, discrete ? "codes.safetensors" : "latents.safetensors"),
+  };
+}
+
 /** Returns the shared run config with a variant's changes applied. */
 export function variantConfig(
   base: RunConfig,
@@ -165,9 +201,7 @@ export async function runExperiment(
   const emit = o.onEvent ?? (() => {});
   const stop = o.shouldStop ?? (() => false);
   const root = dataRoot(o.root, spec);
-  const defaults = experimentRunConfig(o.steps, spec.data);
-  const base: RunConfig = { ...defaults, ...o.base };
-  base.train = { ...defaults.train, ...o.base?.train, steps: o.steps };
+  const base = experimentBase(spec, o);
   const datasetOptions = {
     imageSize: base.imageSize ?? 32,
     ...(base.shapesDifficulty ? { difficulty: base.shapesDifficulty } : {}),
@@ -220,16 +254,10 @@ export async function runExperiment(
       const steps = variantSteps(v, o.steps);
       index++;
       const name = runName(v, seed);
-      const dir = join(root, "runs", name);
+      const runOptions = variantRunOptions(root, base, v, seed, steps);
+      const dir = runOptions.out;
       result.runDirs[name] = dir;
       const discrete = (v.model?.imageCodes ?? 0) > 0;
-      const runOptions: RunOptions = {
-        ...variantConfig(base, v, seed, steps),
-        out: dir,
-        vaeFrom: vaeDir,
-        vqvaeFrom: vqDir,
-        latentCache: join(root, discrete ? "codes.safetensors" : "latents.safetensors"),
-      };
       const stale = staleFields(runOptions);
       if (stale.length > 0) {
         emit({

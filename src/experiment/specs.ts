@@ -187,6 +187,7 @@ export function experimentData(
 export function experimentRunConfig(steps: number, data?: ExperimentData): RunConfig {
   return {
     ...experimentData(data),
+    // The `demo` model size (2×2 patches) narrowed to width 128.
     preset: "demo",
     model: { dim: 128, layers: 4, heads: 4, mlpHidden: swigluHidden(128) },
     seqLen: 128,

@@ -1,6 +1,7 @@
 /**
- * The Transfusion model configuration: a typed object with the recipe's defaults (docs/RECIPE.md), named presets,
- * and validation that names the offending field.
+ * The Transfusion model configuration: a typed object with the recipe's defaults (docs/RECIPE.md),
+ * the named model sizes (`PRESETS`, the project's only preset table: `--preset` and a run's
+ * `preset` field choose from it), and validation that names the offending field.
  */
 import { swigluHidden } from "../nn/transformer.js";
 
@@ -106,15 +107,31 @@ function preset(vocab: number, dim: number, layers: number, heads: number): Tran
 }
 
 /**
- * Named presets. `tiny` is for tests, `demo` for the 20-minute demo on a 2-core CPU, `small`
- * and `base` for longer runs, `paper-0.16B` the
- * paper's smallest size (validates; far too large to train here).
+ * The named model sizes: the only presets there are. A run names one (`--preset`, the `preset`
+ * field of a run config, `RunOptions.preset`) and may override any field (`model`); `vocab`,
+ * `latentChannels` and `latentSize` are then replaced by what the run's tokenizer and image
+ * autoencoder make. A preset sets nothing but the model: a run's data, sequence length, steps
+ * and mixer come from the command that starts it (see docs/ARCHITECTURE.md, "From flags to
+ * model"). Parameter counts are at the preset's own vocabulary.
  */
 export const PRESETS: Record<string, () => TransfusionConfig> = {
+  /** Width 64, 2 layers, patch 1 (0.19M parameters): for tests. */
   tiny: () => preset(512, 64, 2, 4),
+  /**
+   * Width 192, 4 layers, 2×2 patches (16 positions per 32-px image; 2.0M parameters): what
+   * `transfusion demo` trains in its 20-minute budget on a 2-core CPU, and, narrowed to width
+   * 128, the model of the experiments.
+   */
   demo: () => ({ ...preset(512, 192, 4, 4), patchSize: 2 }),
+  /** Width 256, 6 layers, patch 1 (5.4M parameters): what `transfusion train` trains by default. */
   small: () => preset(1024, 256, 6, 4),
+  /** Width 384, 8 layers, patch 1 (17.5M parameters): for longer runs. */
   base: () => preset(4096, 384, 8, 6),
+  /**
+   * The paper's smallest size (its 0.16B model): width 768, 16 layers, 2×2 patches of
+   * 8-channel 32×32 latents, a 65,536-token vocabulary. It validates; it is far too large to
+   * train here.
+   */
   "paper-0.16B": () => ({
     ...preset(65536, 768, 16, 12),
     latentChannels: 8,
@@ -123,18 +140,24 @@ export const PRESETS: Record<string, () => TransfusionConfig> = {
   }),
 };
 
+/** Returns the preset `name`'s config, or throws listing the presets. */
+export function presetConfig(name: string): TransfusionConfig {
+  const make = PRESETS[name];
+  if (!make)
+    throw new Error(`unknown preset "${name}"; choose one of ${Object.keys(PRESETS).join(", ")}`);
+  return make();
+}
+
 /** Returns the preset `name` with `overrides` applied and validated. */
 export function makeConfig(
   name: string,
   overrides: Partial<TransfusionConfig> = {},
 ): TransfusionConfig {
-  const make = PRESETS[name];
-  if (!make)
-    throw new Error(`unknown preset "${name}"; choose one of ${Object.keys(PRESETS).join(", ")}`);
-  return validateConfig({ ...make(), ...overrides });
+  return validateConfig({ ...presetConfig(name), ...overrides });
 }
 
-const KEYS = new Set<string>(
+/** The field names of a TransfusionConfig (what a run config's "model" section may set). */
+export const MODEL_FIELDS: ReadonlySet<string> = new Set<string>(
   Object.keys({ ...BASE, vocab: 0, dim: 0, layers: 0, heads: 0, mlpHidden: 0 }),
 );
 
@@ -145,7 +168,7 @@ export function validateConfig(raw: unknown, source = "config"): TransfusionConf
   }
   const o = raw as Record<string, unknown>;
   for (const k of Object.keys(o)) {
-    if (!KEYS.has(k)) throw new Error(`${source}: unknown field "${k}"`);
+    if (!MODEL_FIELDS.has(k)) throw new Error(`${source}: unknown field "${k}"`);
   }
   const int = (k: string, min: number): number => {
     const v = o[k];

@@ -12,7 +12,7 @@ import type { CheckpointConfig } from "../io/checkpoint.js";
 import { autoencoderFingerprint } from "../io/integrity.js";
 import { loadVae, VAE_WEIGHTS_FILE } from "../io/vae-files.js";
 import { loadVqVae, VQVAE_WEIGHTS_FILE } from "../io/vqvae-files.js";
-import { PRESETS, type TransfusionConfig, validateConfig } from "../model/config.js";
+import { presetConfig, type TransfusionConfig, validateConfig } from "../model/config.js";
 import type { RunOptions } from "./run.js";
 import { DEFAULT_TRAIN, type TrainSettings } from "./trainer.js";
 
@@ -47,30 +47,27 @@ export function runSettings(o: RunOptions): TrainSettings {
 }
 
 /**
- * Returns the model config the options ask for, with the tokenizer- and autoencoder-derived
- * fields taken from `derived`. Throws naming the preset or the "model" field that is wrong.
+ * Returns the model fields the options ask for: the preset's (model/config.ts, `PRESETS`), then
+ * the `model` overrides; a discrete-token model (`model.imageCodes` > 0) has one code per
+ * position, so patch 1. Not yet validated, and `vocab`, `latentChannels` and `latentSize` are
+ * still the preset's: the tokenizer and the autoencoder decide them (`requestedModel`). Throws
+ * for an unknown preset. This is the one place a preset name becomes model fields.
  */
-export function requestedModel(
-  o: RunOptions,
-  derived: Pick<TransfusionConfig, "vocab" | "latentChannels" | "latentSize">,
-): TransfusionConfig {
-  const make = PRESETS[o.preset];
-  if (!make) {
-    throw new Error(
-      `unknown preset "${o.preset}"; choose one of ${Object.keys(PRESETS).join(", ")}`,
-    );
-  }
+export function requestedFields(o: Pick<RunOptions, "preset" | "model">): TransfusionConfig {
   const discrete = (o.model?.imageCodes ?? 0) > 0;
-  return validateConfig(
-    { ...make(), ...o.model, ...derived, ...(discrete ? { patchSize: 1 } : {}) },
-    "model",
-  );
+  return { ...presetConfig(o.preset), ...o.model, ...(discrete ? { patchSize: 1 } : {}) };
 }
 
-/** Returns the model fields the options ask for (preset and overrides; validated elsewhere). */
-function requestedFields(o: RunOptions): Record<string, unknown> {
-  const discrete = (o.model?.imageCodes ?? 0) > 0;
-  return { ...PRESETS[o.preset]?.(), ...o.model, ...(discrete ? { patchSize: 1 } : {}) };
+/**
+ * Returns the model config the options ask for (`requestedFields`), with the tokenizer- and
+ * autoencoder-derived fields taken from `derived`. Throws naming the preset or the "model"
+ * field that is wrong.
+ */
+export function requestedModel(
+  o: Pick<RunOptions, "preset" | "model">,
+  derived: Pick<TransfusionConfig, "vocab" | "latentChannels" | "latentSize">,
+): TransfusionConfig {
+  return validateConfig({ ...requestedFields(o), ...derived }, "model");
 }
 
 /**
@@ -102,14 +99,10 @@ export function checkRunOptions(o: RunOptions): void {
     );
   }
   // Placeholders for what the tokenizer and the VAE decide; everything else is checked now.
-  const patch =
-    (o.model?.imageCodes ?? 0) > 0
-      ? 1
-      : (o.model?.patchSize ?? PRESETS[o.preset]?.().patchSize ?? 1);
   requestedModel(o, {
     vocab: o.vocabSize + (o.model?.imageCodes ?? 0),
     latentChannels: 1,
-    latentSize: patch,
+    latentSize: requestedFields(o).patchSize,
   });
 }
 
@@ -191,7 +184,8 @@ export function compareWithCheckpoint(
   if (isObject(raw.model)) {
     const model = requestedFields(o);
     for (const [k, v] of Object.entries(raw.model)) {
-      if (!DERIVED_MODEL.has(k)) add(conflicts, `model.${k}`, v, model[k]);
+      if (!DERIVED_MODEL.has(k))
+        add(conflicts, `model.${k}`, v, model[k as keyof TransfusionConfig]);
     }
   }
   if (isObject(raw.mixer)) {

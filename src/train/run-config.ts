@@ -1,51 +1,41 @@
 /**
- * Run configuration files (JSON) and named run presets. A file may set any of:
+ * Run configuration files (JSON) and the run they apply over. A file may set any of:
  * `{ "preset", "data", "seqLen", "rows", "vocabSize", "textCorpus", "imageSize", "maxImages",
  *    "sampleEvery", "model": {…}, "train": {…}, "mixer": {…}, "vae": {…}, "vqvae": {…} }`.
- * Unknown or invalid fields are errors that name the field.
+ * Unknown or invalid fields are errors that name the field. `preset` names a model size in
+ * `PRESETS` (model/config.ts), the only preset table; this file has none of its own.
  */
 import { isShapesDifficulty } from "../data/datasets/index.js";
 import { DEFAULT_MIXER, type MixerOptions } from "../data/mixer.js";
 import { readJson } from "../io/checkpoint.js";
-import { makeConfig, type TransfusionConfig } from "../model/config.js";
+import { MODEL_FIELDS, makeConfig, type TransfusionConfig } from "../model/config.js";
 import type { RunOptions } from "./run.js";
 import { DEFAULT_TRAIN, type TrainSettings } from "./trainer.js";
 
-/** Everything of RunOptions that a file or a preset can set. */
+/**
+ * What a run config file, a command's defaults and its flags set: all of RunOptions but where
+ * the run goes (`out`, `resume`, the autoencoder folders, the latent cache) and its callbacks.
+ */
 export type RunConfig = Omit<
   RunOptions,
   "out" | "onEvent" | "shouldStop" | "resume" | "vaeFrom" | "vqvaeFrom" | "latentCache"
 >;
 
-/** Named run presets: the demo is sized to finish within 20 minutes on a 2-core CPU. */
-export const RUN_PRESETS: Record<string, () => RunConfig> = {
-  // Measured on the 2-core machine (README, "The demo"): 8 minutes including the VAE on an idle
-  // machine; 100% generation and caption accuracy on held-out easy shapes.
-  demo: () => ({
-    data: "shapes",
-    shapesDifficulty: "easy",
-    preset: "demo",
-    seqLen: 128,
-    rows: 8,
-    vocabSize: 512,
-    textCorpus: "moby-dick",
-    // One corpus-text position per ten image–caption positions (about 9% of a batch's rows):
-    // the demo is about images, and this is the text share it was measured with.
-    mixer: { textRatio: 0.1 },
-    train: { steps: 4500, maxLr: 1e-3, warmupSteps: 100, checkpointEvery: 500 },
-    maxImages: 20000,
-    sampleEvery: 1500,
-  }),
-  default: () => ({
-    data: "shapes",
-    preset: "small",
-    seqLen: 256,
-    rows: 8,
-    vocabSize: 1024,
-    textCorpus: "moby-dick",
-    train: {},
-    sampleEvery: 500,
-  }),
+/**
+ * The run `transfusion train` and `transfusion pack` make when no --config file or flag says
+ * otherwise: the `small` model on `shapes` (medium), 8 rows of 256 positions, a 1,024-token
+ * tokenizer, Moby-Dick as the text half, the trainer's and the mixer's defaults. (The demo's
+ * defaults are `DEMO_RUN` in cli/demo.ts.)
+ */
+export const DEFAULT_RUN: RunConfig = {
+  data: "shapes",
+  preset: "small",
+  seqLen: 256,
+  rows: 8,
+  vocabSize: 1024,
+  textCorpus: "moby-dick",
+  train: {},
+  sampleEvery: 500,
 };
 
 const TOP = new Set([
@@ -71,7 +61,7 @@ const VAE_KEYS = new Set(["steps", "batchSize", "lr", "config"]);
 function checkSection(
   section: string,
   value: unknown,
-  allowed: Set<string>,
+  allowed: ReadonlySet<string>,
   source: string,
 ): Record<string, unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -103,7 +93,10 @@ function checkNumbers(
   }
 }
 
-/** Returns a validated run config: `base` (a preset) with the file's fields applied. */
+/**
+ * Returns a validated run config: `base` (a command's defaults, e.g. DEFAULT_RUN) with the
+ * file's fields applied.
+ */
 export function parseRunConfig(raw: unknown, base: RunConfig, source = "config"): RunConfig {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw))
     throw new Error(`${source}: expected a JSON object`);
@@ -177,11 +170,11 @@ export function parseRunConfig(raw: unknown, base: RunConfig, source = "config")
     out.vqvae = { ...base.vqvae, ...(v as RunConfig["vqvae"]) };
   }
   if (o.model !== undefined) {
-    checkSection("model", o.model, new Set(Object.keys(makeConfig("tiny"))), source);
+    checkSection("model", o.model, MODEL_FIELDS, source);
     out.model = { ...base.model, ...(o.model as Partial<TransfusionConfig>) };
   }
-  // Validate the model part now (vocab and latent shape are filled in by the run; a
-  // discrete-token model always has one code per position).
+  // Validate the model part now: the preset is known and the overrides fit it (vocab and
+  // latent shape are filled in by the run; a discrete-token model has one code per position).
   const codes = out.model?.imageCodes ?? 0;
   makeConfig(out.preset, {
     ...out.model,

@@ -20,7 +20,7 @@ import {
   resolveCheckpointDir,
   TOKENIZER_FILE,
 } from "../io/checkpoint.js";
-import { codeToken, PRESETS, type TransfusionConfig } from "../model/config.js";
+import { codeToken, type TransfusionConfig } from "../model/config.js";
 import { VqVae } from "../model/vqvae.js";
 import {
   type Autoencoder,
@@ -32,6 +32,7 @@ import {
   checkFits,
   checkRunOptions,
   compareWithCheckpoint,
+  requestedFields,
   requestedModel,
   resumeChangesMessage,
   resumeError,
@@ -50,7 +51,9 @@ export interface RunOptions {
   data: string;
   /** Run folder: checkpoint/, vae/, metrics.jsonl, loss.png, samples/. */
   out: string;
+  /** The model size: a name in `PRESETS` (model/config.ts). */
   preset: string;
+  /** Changes to the preset's model fields (see `requestedFields` in run-checks.ts). */
   model?: Partial<TransfusionConfig>;
   train?: Partial<TrainSettings>;
   mixer?: Partial<MixerOptions>;
@@ -176,11 +179,8 @@ export async function prepareRun(o: RunOptions): Promise<TrainStage> {
   }
 
   // Positions one image takes, known before the tokenizer and the VAE are trained.
-  const patch = saved
-    ? saved.model.patchSize
-    : discrete
-      ? 1
-      : (o.model?.patchSize ?? PRESETS[o.preset]!().patchSize);
+  const fields = requestedFields(o);
+  const patch = saved ? saved.model.patchSize : fields.patchSize;
   const side = !hasImages ? 0 : saved ? saved.model.latentSize : latentSide(o, ae, discrete, patch);
   const perImage = hasImages ? (side / patch) ** 2 + 2 : 0;
   const rawDocs = data.templates ?? data.captions.map((c, i) => [{ text: c }, { image: i }]);
@@ -244,7 +244,6 @@ export async function prepareRun(o: RunOptions): Promise<TrainStage> {
     else latents = encodeAll(ae, data.images, o.latentCache, o.data, emit);
   }
   // A text-only model keeps the preset's latent shape: its image codec exists but is unused.
-  const fields = { ...PRESETS[o.preset]!(), ...o.model };
   const config: TransfusionConfig =
     saved?.model ??
     requestedModel(o, {

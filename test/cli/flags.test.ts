@@ -8,10 +8,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import type { Command } from "commander";
+import { DEMO_RUN } from "../../src/cli/demo.js";
 import { imageOptions } from "../../src/cli/flags.js";
 import { buildProgram } from "../../src/cli/main.js";
 import { applyRunFlags } from "../../src/cli/train.js";
-import { RUN_PRESETS } from "../../src/train/run-config.js";
 import { cli, ROOT, skip } from "./fixture.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "tf-flags-"));
@@ -95,8 +95,8 @@ test("0 means 0 where it means off or only-at-the-end", async () => {
     "--lr",
     "0.5",
   ]);
-  // The demo preset sets non-zero intervals: the flags must win over them.
-  const c = applyRunFlags(RUN_PRESETS.demo!(), o);
+  // The demo's defaults set non-zero intervals: the flags must win over them.
+  const c = applyRunFlags(DEMO_RUN, o);
   assert.equal(c.sampleEvery, 0);
   assert.equal(c.train?.checkpointEvery, 0);
   assert.equal(c.train?.seed, 0);

@@ -1,10 +1,10 @@
 // Run config files: fields checked for their real range, named when wrong.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { parseRunConfig, RUN_PRESETS } from "../../src/train/run-config.js";
+import { DEFAULT_RUN, parseRunConfig } from "../../src/train/run-config.js";
 
 test("a run config refuses 0 where it means nothing and keeps 0 where it means off", () => {
-  const base = RUN_PRESETS.demo!();
+  const base = DEFAULT_RUN;
   assert.throws(
     () => parseRunConfig({ train: { steps: 0 } }, base, "run.json"),
     /run\.json: field "train\.steps" must be a number > 0, got 0/,
@@ -27,7 +27,8 @@ test("a run config refuses 0 where it means nothing and keeps 0 where it means o
 });
 
 test("a discrete-token model in a run config validates with one code per position", () => {
-  const base = RUN_PRESETS.demo!();
+  // The demo model's own patches are 2×2.
+  const base = { ...DEFAULT_RUN, preset: "demo" };
   const c = parseRunConfig(
     { data: "mnist", model: { imageCodes: 512 }, vqvae: { config: { levels: 2 } } },
     base,
