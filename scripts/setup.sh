@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # libopenblas-dev: BLAS for the native backend; g++ builds it; dataset-fashion-mnist: one of
 # the built-in datasets (optional for the rest); python3-torch: the PyTorch mirror of the model
-# in python/ (training at scale with torchrun, and the tests that hold it equal to this one).
-packages=(g++ make python3 libopenblas-dev dataset-fashion-mnist python3-torch)
+# in python/ (training at scale with torchrun, and the tests that hold it equal to this one);
+# chromium: the browser the web app's tests (test/web) drive headless through playwright-core.
+packages=(g++ make python3 libopenblas-dev dataset-fashion-mnist python3-torch chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -38,7 +38,16 @@ export { runExperiment } from "./experiment/run.js";
 export { EXPERIMENTS, getExperiment } from "./experiment/specs.js";
 // generation and model files
 export { generateBatch } from "./generate/generate.js";
-export { type CompleteOptions, TransfusionPipeline } from "./generate/pipeline.js";
+export {
+  type CheckpointFiles,
+  type CompleteOptions,
+  type FromUrlOptions,
+  type ImageOptions,
+  type LoadProgress,
+  loadPipeline,
+  TransfusionPipeline,
+} from "./generate/pipeline.js";
+export { normalisePrompt, promptStyle, unseenWords } from "./generate/prompt.js";
 export { loadVae, saveVae } from "./io/vae-files.js";
 export { loadVqVae, saveVqVae } from "./io/vqvae-files.js";
 // model

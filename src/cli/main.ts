@@ -8,6 +8,7 @@ import { registerDemo } from "./demo.js";
 import { registerEval } from "./eval.js";
 import { registerExperiment } from "./experiment.js";
 import { registerGenerate } from "./generate.js";
+import { registerServe } from "./serve.js";
 import { registerPack, registerTrain } from "./train.js";
 import { registerVae } from "./vae.js";
 import { version } from "./version.js";
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerGenerate(program);
   registerComplete(program);
   registerCaption(program);
+  registerServe(program);
   registerVae(program);
   registerVqVae(program);
   registerEval(program);

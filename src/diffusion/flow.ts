@@ -106,10 +106,24 @@ export class FlowEulerSampler implements Sampler {
     return this.times().map((t) => flowTimestep(t, this.T));
   }
 
-  step(i: number, xt: Float32Array, velocity: Float32Array, _rng: Rng): void {
-    if (!Number.isInteger(i) || i < 0 || i >= this.steps) {
-      throw new Error(`FlowEulerSampler: step ${i} is not an integer in [0, ${this.steps - 1}]`);
+  /** Returns x̂0 = x_t − t·v̂ (the end of the straight path), clipped to ±x0Clip, in `out`. */
+  predictX0(
+    i: number,
+    xt: Float32Array,
+    velocity: Float32Array,
+    out: Float32Array = new Float32Array(xt.length),
+  ): Float32Array {
+    this.checkStep(i);
+    checkLengths("FlowEulerSampler.predictX0", xt, velocity, out);
+    const t = 1 - i / this.steps;
+    for (let j = 0; j < xt.length; j++) {
+      out[j] = clampX0(xt[j]! - t * velocity[j]!, this.x0Clip);
     }
+    return out;
+  }
+
+  step(i: number, xt: Float32Array, velocity: Float32Array, _rng: Rng): void {
+    this.checkStep(i);
     checkLengths("FlowEulerSampler.step", xt, velocity);
     const t = 1 - i / this.steps;
     const dt = -1 / this.steps;
@@ -122,6 +136,12 @@ export class FlowEulerSampler implements Sampler {
         if (x0 !== raw) v = (x - x0) / t;
       }
       xt[j] = x + dt * v;
+    }
+  }
+
+  private checkStep(i: number): void {
+    if (!Number.isInteger(i) || i < 0 || i >= this.steps) {
+      throw new Error(`FlowEulerSampler: step ${i} is not an integer in [0, ${this.steps - 1}]`);
     }
   }
 }

@@ -27,6 +27,17 @@ export interface Sampler {
   timesteps(): number[];
   /** Overwrites xt with the latent for step i+1 (the sample after the last step). */
   step(i: number, xt: Float32Array, prediction: Float32Array, rng: Rng): void;
+  /**
+   * Returns the clean sample x̂0 that step i's prediction implies for xt (clipped as `step`
+   * clips it), in `out`; xt is not changed and no random numbers are drawn. Shown while an
+   * image is denoised: what the model currently thinks the final image is.
+   */
+  predictX0(
+    i: number,
+    xt: Float32Array,
+    prediction: Float32Array,
+    out?: Float32Array,
+  ): Float32Array;
 }
 
 /** Returns the model's prediction for latent xt at `timestep`, the i-th step of the sampler. */
@@ -118,6 +129,23 @@ abstract class SpacedSampler implements Sampler {
   }
 
   abstract step(i: number, xt: Float32Array, prediction: Float32Array, rng: Rng): void;
+
+  /** Returns x̂0 = (x_t − √(1−ᾱ)·ε̂)/√ᾱ, clipped to ±x0Clip, in `out`. */
+  predictX0(
+    i: number,
+    xt: Float32Array,
+    epsPred: Float32Array,
+    out: Float32Array = new Float32Array(xt.length),
+  ): Float32Array {
+    const [ab] = this.alphas(i, xt, epsPred);
+    checkLengths("predictX0", xt, out);
+    const invSqrtAb = 1 / Math.sqrt(ab);
+    const noiseScale = Math.sqrt(1 - ab);
+    for (let j = 0; j < xt.length; j++) {
+      out[j] = clampX0((xt[j]! - noiseScale * epsPred[j]!) * invSqrtAb, this.x0Clip);
+    }
+    return out;
+  }
 
   /** Returns [ᾱ at the current step, ᾱ at the next step] after validating the arguments. */
   protected alphas(i: number, xt: Float32Array, eps: Float32Array): [number, number] {

@@ -44,6 +44,15 @@ export interface GenerateOptions {
   /** Context length of the cache (default: prompt + budget). */
   capacity?: number;
   onImageStep?: (row: number, step: number, steps: number) => void;
+  /**
+   * Called while an image is denoised with each row's predicted clean latent x̂0 (the
+   * sampler's `predictX0`, before the step's update), at steps `previewEvery`, 2·`previewEvery`,
+   * … and at the last; `step` counts from 1. The latent is a fresh copy. Previews draw no
+   * random numbers, so they never change the result. Not called for VQ codes.
+   */
+  onImagePreview?: (row: number, step: number, steps: number, x0: Float32Array) => void;
+  /** Steps between previews (default 1: every step). */
+  previewEvery?: number;
 }
 
 /** A generated continuation: its parts in order (images as latents, or as VQ code indices). */
@@ -198,6 +207,12 @@ function denoiseImage(
   for (let b = 0; b < B; b++) rngs[b]!.fillNormal(x.subarray(b * per, (b + 1) * per));
   const ts = opts.sampler.timesteps();
   const input = new Float32Array(state.batch * per);
+  const every = opts.previewEvery ?? 1;
+  if (!Number.isInteger(every) || every < 1) {
+    throw new Error(`generateBatch: previewEvery must be an integer ≥ 1, got ${every}`);
+  }
+  const previewAt = (step: number) =>
+    opts.onImagePreview !== undefined && (step % every === 0 || step === ts.length);
   for (let i = 0; i < ts.length; i++) {
     input.set(x);
     if (guided) input.set(x, B * per);
@@ -210,7 +225,11 @@ function denoiseImage(
       let p = pred.subarray(b * per, (b + 1) * per);
       if (guided)
         p = guide(p, pred.subarray((B + b) * per, (B + b + 1) * per), opts.guidanceScale!);
-      opts.sampler.step(i, x.subarray(b * per, (b + 1) * per), p, rngs[b]!);
+      const xb = x.subarray(b * per, (b + 1) * per);
+      if (previewAt(i + 1)) {
+        opts.onImagePreview!(b, i + 1, ts.length, opts.sampler.predictX0(i, xb, p));
+      }
+      opts.sampler.step(i, xb, p, rngs[b]!);
       opts.onImageStep?.(b, i + 1, ts.length);
     }
   }

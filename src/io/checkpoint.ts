@@ -5,7 +5,9 @@
  * model trained on text only, recorded as config.json's "autoencoder": null). config.json
  * also records "fingerprints" of the tokenizer and the autoencoder, checked on every load, so
  * files from different runs are never mixed; checkpoints older than the field load unchecked.
- * Every float tensor loaded is checked for NaN and ±Infinity.
+ * Every float tensor loaded is checked for NaN and ±Infinity. What is checked lives in
+ * `./checkpoint-format.ts` (no files, so a web page checks the same); this module adds the
+ * folder.
  *
  * The folder is replaced as a whole: everything is written to `DIR.tmp`, then DIR is renamed
  * to `DIR.old`, `DIR.tmp` to DIR, and `DIR.old` removed. A crash or a full disk at any point
@@ -14,29 +16,41 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
-import type { Tokenizer } from "../data/tokenizer.js";
-import { isDiscrete, type TransfusionConfig, validateConfig } from "../model/config.js";
+import type { BpeTokenizer } from "../data/tokenizer-core.js";
 import type { Vae } from "../model/vae.js";
-import { VqVae } from "../model/vqvae.js";
+import type { VqVae } from "../model/vqvae.js";
 import type { Module } from "../nn/module.js";
 import { writeFileAtomic } from "../tensor/atomic-write.js";
 import type { AdamW } from "../tensor/optim.js";
 import { readSafetensorsFile, type StFile, writeSafetensorsFile } from "../tensor/safetensors.js";
 import {
-  autoencoderFingerprint,
-  checkFingerprint,
-  checkFiniteLoaded,
-  tokenizerFingerprint,
-} from "./integrity.js";
-import { loadVae, VAE_WEIGHTS_FILE } from "./vae-files.js";
+  type CheckpointConfig,
+  CONFIG_FILE,
+  checkFingerprints,
+  checkpointAutoencoderFile,
+  floatTensor,
+  loadModuleTensors,
+  MODEL_FILE,
+  parseCheckpointConfig,
+  parseJson,
+  pipelineFiles,
+  TOKENIZER_FILE,
+} from "./checkpoint-format.js";
+import { loadVae } from "./vae-files.js";
 import { loadVqVae, VQVAE_WEIGHTS_FILE } from "./vqvae-files.js";
 
-export const CHECKPOINT_FORMAT = "transfusion-checkpoint";
-export const CHECKPOINT_VERSION = 1;
-export const CONFIG_FILE = "config.json";
-export const MODEL_FILE = "model.safetensors";
-export const TRAIN_STATE_FILE = "train_state.safetensors";
-export const TOKENIZER_FILE = "tokenizer.json";
+export {
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_VERSION,
+  type CheckpointConfig,
+  CONFIG_FILE,
+  checkpointFingerprints,
+  loadModuleTensors,
+  MODEL_FILE,
+  pipelineFiles,
+  TOKENIZER_FILE,
+  TRAIN_STATE_FILE,
+} from "./checkpoint-format.js";
 
 /** Returns the folder holding the latest complete checkpoint at `dir`, or null if none. */
 export function resolveCheckpointDir(dir: string): string | null {
@@ -89,46 +103,6 @@ export function moduleTensors(
   return out;
 }
 
-/**
- * Copies tensors named like the module's parameters (with `prefix`) into it, or into `into`
- * (by parameter name) when given; checks every shape, float type and value (NaN and ±Infinity
- * are refused). Errors name `source` and the tensor.
- */
-export function loadModuleTensors(
-  m: Module,
-  file: StFile,
-  source: string,
-  prefix = "",
-  into?: Map<string, Float32Array>,
-): void {
-  for (const [name, t] of m.namedParameters()) {
-    const data = floatTensor(file, source, prefix + name, t.shape);
-    (into?.get(name) ?? t.f32).set(data);
-  }
-}
-
-/**
- * Returns the data of tensor `key` in `file` after checking that it exists with `shape`, is
- * float and holds only finite values; errors name `source` and the tensor.
- */
-function floatTensor(
-  file: StFile,
-  source: string,
-  key: string,
-  shape: readonly number[],
-): Float32Array {
-  const e = file.tensors[key];
-  if (!e) throw new Error(`${source}: missing tensor "${key}"`);
-  if (e.shape.join(",") !== shape.join(",")) {
-    throw new Error(
-      `${source}: tensor "${key}" has shape [${e.shape}], the model expects [${shape}]`,
-    );
-  }
-  if (!(e.data instanceof Float32Array)) throw new Error(`${source}: tensor "${key}" is not float`);
-  checkFiniteLoaded(e.data, source, key);
-  return e.data;
-}
-
 /** Saves AdamW moments and raw weights into train-state tensors. */
 export function optimizerTensors(
   model: Module,
@@ -169,26 +143,7 @@ export function writeJson(path: string, value: unknown): void {
 
 /** Returns parsed JSON from `path`, with errors naming the file. */
 export function readJson(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    throw new Error(
-      `${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
-    );
-  }
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${path}: invalid JSON (${(err as Error).message})`);
-  }
-}
-
-/** A checkpoint's config.json, read and checked: the raw object and its validated model config. */
-export interface CheckpointConfig {
-  path: string;
-  raw: Record<string, unknown>;
-  model: TransfusionConfig;
+  return parseJson(readText(path, "cannot read"), path);
 }
 
 /**
@@ -197,19 +152,7 @@ export interface CheckpointConfig {
  */
 export function readCheckpointConfig(dir: string): CheckpointConfig {
   const path = join(dir, CONFIG_FILE);
-  const raw = readJson(path);
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-    throw new Error(`${path}: expected a JSON object`);
-  }
-  const o = raw as Record<string, unknown>;
-  if (o.format !== CHECKPOINT_FORMAT)
-    throw new Error(`${path}: field "format" must be "${CHECKPOINT_FORMAT}"`);
-  if (o.version !== CHECKPOINT_VERSION) {
-    throw new Error(
-      `${path}: checkpoint version ${String(o.version)} is not supported (this build reads ${CHECKPOINT_VERSION})`,
-    );
-  }
-  return { path, raw: o, model: validateConfig(o.model, `${path}: model`) };
+  return parseCheckpointConfig(readJson(path), path);
 }
 
 export { readSafetensorsFile, writeSafetensorsFile };
@@ -220,15 +163,9 @@ export { readSafetensorsFile, writeSafetensorsFile };
  * (config.json's "autoencoder" is null). Checkpoints made before the field have one by kind.
  */
 export function loadCheckpointAutoencoder(dir: string, cfg: CheckpointConfig): Vae | VqVae | null {
-  const field = cfg.raw.autoencoder;
-  const want = isDiscrete(cfg.model) ? VQVAE_WEIGHTS_FILE : VAE_WEIGHTS_FILE;
-  if (field === null) return null;
-  if (field !== undefined && field !== want) {
-    throw new Error(
-      `${cfg.path}: field "autoencoder" must be "${want}" for this model (or null for text only), got ${JSON.stringify(field)}`,
-    );
-  }
-  return want === VQVAE_WEIGHTS_FILE ? loadVqVae(dir) : loadVae(dir);
+  const file = checkpointAutoencoderFile(cfg);
+  if (file === null) return null;
+  return file === VQVAE_WEIGHTS_FILE ? loadVqVae(dir) : loadVae(dir);
 }
 
 /**
@@ -238,37 +175,46 @@ export function loadCheckpointAutoencoder(dir: string, cfg: CheckpointConfig): V
 export function checkCheckpointFingerprints(
   dir: string,
   cfg: CheckpointConfig,
-  tokenizer: Tokenizer,
+  tokenizer: BpeTokenizer,
   autoencoder: Vae | VqVae | null,
 ): void {
-  const fp = cfg.raw.fingerprints;
-  if (fp === undefined) return;
-  if (typeof fp !== "object" || fp === null || Array.isArray(fp)) {
-    throw new Error(`${cfg.path}: field "fingerprints" must be an object`);
-  }
-  const recorded = fp as Record<string, unknown>;
-  const tokFile = join(dir, TOKENIZER_FILE);
-  checkFingerprint(tokFile, cfg.path, recorded[TOKENIZER_FILE], tokenizerFingerprint(tokenizer));
-  if (autoencoder) {
-    const name = autoencoder instanceof VqVae ? VQVAE_WEIGHTS_FILE : VAE_WEIGHTS_FILE;
-    checkFingerprint(
-      join(dir, name),
-      cfg.path,
-      recorded[name],
-      autoencoderFingerprint(autoencoder),
-    );
-  }
+  checkFingerprints(cfg, tokenizer, autoencoder, (name) => join(dir, name));
 }
 
-/** Returns the "fingerprints" field config.json records for a checkpoint's tokenizer and VAE. */
-export function checkpointFingerprints(
-  tokenizer: Tokenizer,
-  autoencoder: Vae | VqVae | null,
-): Record<string, string> {
-  const out: Record<string, string> = { [TOKENIZER_FILE]: tokenizerFingerprint(tokenizer) };
-  if (autoencoder) {
-    const name = autoencoder instanceof VqVae ? VQVAE_WEIGHTS_FILE : VAE_WEIGHTS_FILE;
-    out[name] = autoencoderFingerprint(autoencoder);
+/**
+ * Returns the files a pipeline needs from the checkpoint folder `dir` (see `pipelineFiles`):
+ * config.json and tokenizer.json as text, the weights as bytes. Errors name the file.
+ */
+export function readPipelineFiles(dir: string): Record<string, Uint8Array | string> {
+  const configPath = join(dir, CONFIG_FILE);
+  const configText = readText(configPath, "cannot read");
+  const cfg = parseCheckpointConfig(parseJson(configText, configPath), configPath);
+  const files: Record<string, Uint8Array | string> = { [CONFIG_FILE]: configText };
+  for (const name of pipelineFiles(cfg)) {
+    if (name === CONFIG_FILE) continue;
+    const path = join(dir, name);
+    if (name === TOKENIZER_FILE) {
+      files[name] = readText(path, "cannot read tokenizer");
+      continue;
+    }
+    try {
+      files[name] = readFileSync(path);
+    } catch (err) {
+      throw new Error(`${path}: cannot read safetensors file: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
   }
-  return out;
+  return files;
+}
+
+/** Returns the UTF-8 text of the file at `path`; errors read "`path`: `what` (reason)". */
+function readText(path: string, what: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    throw new Error(
+      `${path}: ${what} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
+  }
 }

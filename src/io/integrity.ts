@@ -3,12 +3,13 @@
  * of a checkpoint belonging together. A checkpoint's config.json records a fingerprint (SHA-256
  * of the canonical content) of its tokenizer and image autoencoder, so a tokenizer.json or VAE
  * copied in from another run with the same vocabulary or shapes is refused instead of
- * producing plausible-looking garbage.
+ * producing plausible-looking garbage. Nothing here touches files, so the same checks run
+ * when a web page loads a checkpoint.
  */
-import { createHash } from "node:crypto";
-import type { Tokenizer } from "../data/tokenizer.js";
+import type { BpeTokenizer } from "../data/tokenizer-core.js";
 import type { Vae } from "../model/vae.js";
 import { VqVae } from "../model/vqvae.js";
+import { Sha256, sha256Hex } from "./sha256.js";
 
 /** Returns the index of the first NaN or ±Infinity in `data`, or -1 when all are finite. */
 export function firstNonFinite(data: ArrayLike<number>): number {
@@ -56,8 +57,8 @@ export function checkFiniteSaving(
 }
 
 /** Returns "sha256:<hex>" of the tokenizer's canonical JSON (whitespace in the file ignored). */
-export function tokenizerFingerprint(tokenizer: Tokenizer): string {
-  return `sha256:${createHash("sha256").update(JSON.stringify(tokenizer.toJSON())).digest("hex")}`;
+export function tokenizerFingerprint(tokenizer: BpeTokenizer): string {
+  return `sha256:${sha256Hex(JSON.stringify(tokenizer.toJSON()))}`;
 }
 
 /**
@@ -66,7 +67,7 @@ export function tokenizerFingerprint(tokenizer: Tokenizer): string {
  * not the file's bytes, so the same weights stored as F16 or with other metadata order match.
  */
 export function autoencoderFingerprint(ae: Vae | VqVae): string {
-  const h = createHash("sha256");
+  const h = new Sha256();
   const facts =
     ae instanceof VqVae
       ? { kind: "vqvae", config: ae.config }
@@ -77,7 +78,7 @@ export function autoencoderFingerprint(ae: Vae | VqVae): string {
     const f = t.f32;
     h.update(new Uint8Array(f.buffer, f.byteOffset, f.byteLength));
   }
-  return `sha256:${h.digest("hex")}`;
+  return `sha256:${h.hex()}`;
 }
 
 /** Returns the first 16 hex digits of a fingerprint, enough to tell two apart in a message. */

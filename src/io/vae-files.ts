@@ -3,14 +3,12 @@
  * the file alone is enough to load) and `vae.json` (the same facts for people and tools).
  */
 import { join } from "node:path";
-import { Vae, type VaeConfig, vaeConfig } from "../model/vae.js";
-import { Rng } from "../tensor/rng.js";
-import { loadParameters, readModuleFile, saveModuleFiles } from "./module-files.js";
+import type { Vae } from "../model/vae.js";
+import { readSafetensorsFile } from "../tensor/safetensors.js";
+import { saveModuleFiles } from "./module-files.js";
+import { VAE_FORMAT, VAE_JSON_FILE, VAE_WEIGHTS_FILE, vaeFromSafetensors } from "./vae-format.js";
 
-/** File names inside a VAE folder. */
-export const VAE_WEIGHTS_FILE = "vae.safetensors";
-export const VAE_JSON_FILE = "vae.json";
-const VAE_FORMAT = "transfusion-vae/1";
+export { VAE_JSON_FILE, VAE_WEIGHTS_FILE, vaeFromSafetensors };
 
 /**
  * Returns the paths written: `dir/vae.safetensors` (parameters by their dotted names; config,
@@ -58,20 +56,5 @@ export function saveVae(vae: Vae, dir: string, info: Record<string, unknown> = {
  */
 export function loadVae(dir: string): Vae {
   const file = join(dir, VAE_WEIGHTS_FILE);
-  const { tensors, field, config } = readModuleFile(file, VAE_FORMAT, Object.keys(vaeConfig()));
-  const cfg = vaeConfig(config as Partial<VaeConfig>, `${file}: __metadata__.config`);
-  const factor = (key: string, positive: boolean): number => {
-    const v = Number(field(key));
-    if (!Number.isFinite(v) || (positive && v <= 0)) {
-      throw new Error(
-        `${file}: metadata field "__metadata__.${key}" must be a finite${positive ? " positive" : ""} number, got "${field(key)}"`,
-      );
-    }
-    return v;
-  };
-  const vae = new Vae(cfg, new Rng(0));
-  vae.scalingFactor = factor("scaling_factor", true);
-  vae.shiftFactor = factor("shift_factor", false);
-  loadParameters(vae, tensors, file);
-  return vae;
+  return vaeFromSafetensors(readSafetensorsFile(file), file);
 }

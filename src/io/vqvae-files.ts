@@ -4,14 +4,17 @@
  * notes such as how it was trained, for people and tools).
  */
 import { join } from "node:path";
-import { VqVae, type VqVaeConfig, vqvaeConfig } from "../model/vqvae.js";
-import { Rng } from "../tensor/rng.js";
-import { loadParameters, readModuleFile, saveModuleFiles } from "./module-files.js";
+import type { VqVae } from "../model/vqvae.js";
+import { readSafetensorsFile } from "../tensor/safetensors.js";
+import { saveModuleFiles } from "./module-files.js";
+import {
+  VQVAE_FORMAT,
+  VQVAE_JSON_FILE,
+  VQVAE_WEIGHTS_FILE,
+  vqvaeFromSafetensors,
+} from "./vqvae-format.js";
 
-/** File names inside a VQ tokenizer folder. */
-export const VQVAE_WEIGHTS_FILE = "vqvae.safetensors";
-export const VQVAE_JSON_FILE = "vqvae.json";
-const VQVAE_FORMAT = "transfusion-vqvae/1";
+export { VQVAE_JSON_FILE, VQVAE_WEIGHTS_FILE, vqvaeFromSafetensors };
 
 /**
  * Returns the paths written, both atomically: `dir/vqvae.safetensors` (parameters by their
@@ -37,12 +40,5 @@ export function saveVqVae(vq: VqVae, dir: string, info: Record<string, unknown> 
  */
 export function loadVqVae(dir: string): VqVae {
   const file = join(dir, VQVAE_WEIGHTS_FILE);
-  const keys = Object.keys(vqvaeConfig());
-  const { tensors, config } = readModuleFile(file, VQVAE_FORMAT, keys);
-  const vq = new VqVae(
-    vqvaeConfig(config as Partial<VqVaeConfig>, `${file}: __metadata__.config`),
-    new Rng(0),
-  );
-  loadParameters(vq, tensors, file);
-  return vq;
+  return vqvaeFromSafetensors(readSafetensorsFile(file), file);
 }

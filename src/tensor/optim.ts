@@ -1,5 +1,5 @@
 /** AdamW with a fused update, global-norm gradient clipping, and the warmup + cosine schedule. */
-import { backend } from "./backends/index.js";
+import { backend } from "./backends/current.js";
 import type { Tensor } from "./tensor.js";
 
 export interface AdamWOptions {

@@ -11,7 +11,9 @@
 
 const free = new Map<number, Float32Array[]>();
 let live: Float32Array[] | null = null;
-let debug = process.env.TRANSFUSION_POOL_DEBUG === "1";
+// `process` is missing in a browser, where the pool runs too.
+const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+let debug = env?.TRANSFUSION_POOL_DEBUG === "1";
 
 /** Turns NaN-filling of returned buffers on or off (tests). */
 export function setPoolDebug(on: boolean): void {

@@ -6,7 +6,7 @@
  * in reverse topological order and then drops the graph, so memory is returned as soon as a
  * step ends.
  */
-import { backend } from "./backends/index.js";
+import { backend } from "./backends/current.js";
 import { alloc, allocRaw } from "./pool.js";
 import type { Rng } from "./rng.js";
 

@@ -1,14 +1,20 @@
 /**
- * Backend selection: chosen once, at first use. `native` when the addon loads, else `js`
- * with one warning line; `TRANSFUSION_BACKEND=js|native` (or `setBackend`) forces one.
+ * Backend selection in Node: chosen once, at first use. `native` when the addon loads, else
+ * `js` with one warning line; `TRANSFUSION_BACKEND=js|native` (or `setBackend`) forces one.
+ *
+ * The tensor core reads the active backend from `./current.ts`, which runs in a browser too;
+ * importing this module (as the package entry, the CLI and the trainer do) installs the
+ * native-aware chooser there. The browser entry never imports it, so native.ts and its Node
+ * imports stay out of a web page.
  */
 import type { Backend } from "./backend.js";
+import { backend, setActiveBackend, setBackendChooser } from "./current.js";
 import { jsBackend } from "./js.js";
 import { loadNativeBackend, type NativeBackendLoad, nativeBuildHint } from "./native.js";
 
 export type BackendName = Backend["name"];
+export { backend };
 
-let current: Backend | null = null;
 let nativeCache: NativeBackendLoad | null = null;
 
 function native(): NativeBackendLoad {
@@ -34,31 +40,26 @@ export function getBackend(name: BackendName): Backend {
   return n.backend;
 }
 
-/** Returns the active backend, selecting it on first call. */
-export function backend(): Backend {
-  if (current) return current;
+/** Returns the backend to use when none was set: TRANSFUSION_BACKEND, else native, else js. */
+function chooseNodeBackend(): Backend {
   const forced = process.env.TRANSFUSION_BACKEND;
   if (forced !== undefined && forced !== "") {
     if (forced !== "js" && forced !== "native") {
       throw new Error(`TRANSFUSION_BACKEND must be "js" or "native", got "${forced}"`);
     }
-    current = getBackend(forced);
-    return current;
+    return getBackend(forced);
   }
   const n = native();
-  if (n.backend) {
-    current = n.backend;
-  } else {
-    process.stderr.write(
-      `transfusion: native backend unavailable (${n.error}); using the slower js backend (to build it, ${nativeBuildHint()})\n`,
-    );
-    current = jsBackend;
-  }
-  return current;
+  if (n.backend) return n.backend;
+  process.stderr.write(
+    `transfusion: native backend unavailable (${n.error}); using the slower js backend (to build it, ${nativeBuildHint()})\n`,
+  );
+  return jsBackend;
 }
+
+setBackendChooser(chooseNodeBackend);
 
 /** Forces the active backend (tests, benches, `--backend`). */
 export function setBackend(name: BackendName): Backend {
-  current = getBackend(name);
-  return current;
+  return setActiveBackend(getBackend(name));
 }

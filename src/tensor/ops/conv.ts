@@ -1,6 +1,6 @@
 /** Convolution and upsampling for the VAE and the U-Net patch encoder. */
 
-import { backend } from "../backends/index.js";
+import { backend } from "../backends/current.js";
 import { alloc } from "../pool.js";
 import { accumulateGrad, record, type Tensor, zeros } from "../tensor.js";
 import { add } from "./elementwise.js";

@@ -1,7 +1,7 @@
 /** Elementwise ops with broadcasting, and their gradients. */
 
 import type { BinaryOp, UnaryOp } from "../backends/backend.js";
-import { backend } from "../backends/index.js";
+import { backend } from "../backends/current.js";
 import { alloc } from "../pool.js";
 import { accumulateGrad, record, type Shape, stridesOf, Tensor, zeros } from "../tensor.js";
 import { broadcastShapes, broadcastStrides, coalesce, sameShape } from "./broadcast.js";

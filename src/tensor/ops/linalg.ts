@@ -1,7 +1,7 @@
 /** Matrix products through the backend's gemm, with gradients that never materialise a transpose. */
 
 import type { Backend } from "../backends/backend.js";
-import { backend } from "../backends/index.js";
+import { backend } from "../backends/current.js";
 import { alloc } from "../pool.js";
 import { accumulateGrad, record, sizeOf, type Tensor, zeros } from "../tensor.js";
 import { broadcastShapes, sameShape } from "./broadcast.js";

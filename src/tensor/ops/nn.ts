@@ -1,7 +1,7 @@
 /** Neural-network ops with fused kernels: softmax, losses, norms, rotary embedding, attention. */
 
 import type { AttentionShape } from "../backends/backend.js";
-import { backend } from "../backends/index.js";
+import { backend } from "../backends/current.js";
 import { alloc } from "../pool.js";
 import type { Rng } from "../rng.js";
 import { accumulateGrad, record, Tensor, zeros } from "../tensor.js";

@@ -1,6 +1,6 @@
 /** Reductions over axes. */
 
-import { backend } from "../backends/index.js";
+import { backend } from "../backends/current.js";
 import { alloc } from "../pool.js";
 import { accumulateGrad, record, stridesOf, Tensor, zeros } from "../tensor.js";
 import { broadcastStrides, coalesce } from "./broadcast.js";

@@ -1,6 +1,6 @@
 /** Layout ops: reshape, permute, slice, concat, expand, and row gathers (embeddings). */
 
-import { backend } from "../backends/index.js";
+import { backend } from "../backends/current.js";
 import { alloc } from "../pool.js";
 import { accumulateGrad, record, type Shape, sizeOf, stridesOf, Tensor, zeros } from "../tensor.js";
 import { broadcastShapes, broadcastStrides, coalesce } from "./broadcast.js";
