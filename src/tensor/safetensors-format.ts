@@ -14,7 +14,7 @@
  * Plain data only: this file knows nothing about the Tensor class, and nothing about files
  * (it runs in a browser too); `./safetensors.ts` reads and writes them.
  */
-import { decodeBf16, decodeF16 } from "./half-float.js";
+import { decodeBf16, decodeF16, encodeF16 } from "./half-float.js";
 
 export type StDtype = "F32" | "I32" | "F16" | "BF16" | "F64" | "I64" | "U8" | "I8" | "I16" | "BOOL";
 
@@ -28,10 +28,14 @@ export interface StEntry {
   data: Float32Array | Int32Array | Uint8Array;
 }
 
-/** A tensor to write: its dtype is F32 for a Float32Array and I32 for an Int32Array. */
+/**
+ * A tensor to write: F32 for a Float32Array and I32 for an Int32Array; with `half` a
+ * Float32Array is stored as F16, rounded to nearest (encodeF16), at half the bytes.
+ */
 export interface StInput {
   shape: number[];
   data: Float32Array | Int32Array;
+  half?: boolean;
 }
 
 export interface StFile {
@@ -54,7 +58,9 @@ const DTYPE_SIZE: Record<StDtype, number> = {
 };
 
 /** Position in the reference `Dtype` enum, which is ordered by increasing alignment. */
-const WRITE_ORDER: Record<"F32" | "I32", number> = { I32: 9, F32: 11 };
+const WRITE_ORDER: Record<WrittenDtype, number> = { F16: 7, I32: 9, F32: 11 };
+
+type WrittenDtype = "F32" | "I32" | "F16";
 
 /** The reference implementation refuses headers above 100 MB; so do we. */
 const MAX_HEADER_BYTES = 100_000_000;
@@ -65,12 +71,12 @@ const utf8 = new TextEncoder();
 
 interface PlannedTensor {
   name: string;
-  dtype: "F32" | "I32";
+  dtype: WrittenDtype;
   byteLength: number;
   input: StInput;
 }
 
-/** Returns the complete safetensors file for `tensors` (F32/I32) and optional `metadata`. */
+/** Returns the complete safetensors file for `tensors` (F32/I32/F16) and optional `metadata`. */
 export function serializeSafetensors(
   tensors: Record<string, StInput>,
   metadata?: Record<string, string>,
@@ -281,17 +287,22 @@ function prepare(
     if (!Array.isArray(shape) || !shape.every(isCount)) {
       throw new Error(`${at}: shape must be an array of non-negative integers`);
     }
-    let dtype: "F32" | "I32";
-    if (data instanceof Float32Array) dtype = "F32";
-    else if (data instanceof Int32Array) dtype = "I32";
-    else throw new Error(`${at}: data must be a Float32Array or Int32Array`);
+    let dtype: WrittenDtype;
+    if (data instanceof Float32Array) dtype = input.half ? "F16" : "F32";
+    else if (data instanceof Int32Array && !input.half) dtype = "I32";
+    else throw new Error(`${at}: data must be a Float32Array or Int32Array (half: a Float32Array only)`);
     const numel = shape.reduce((a, b) => a * b, 1);
     if (numel !== data.length) {
       throw new Error(
         `${at}: shape [${shape.join(", ")}] has ${numel} elements but data has ${data.length}`,
       );
     }
-    plan.push({ name, dtype, byteLength: data.byteLength, input });
+    plan.push({
+      name,
+      dtype,
+      byteLength: dtype === "F16" ? 2 * data.length : data.byteLength,
+      input,
+    });
   }
   plan.sort((a, b) => WRITE_ORDER[b.dtype] - WRITE_ORDER[a.dtype] || compareUtf8(a.name, b.name));
 
@@ -334,7 +345,7 @@ function* fileChunks(header: Uint8Array, plan: PlannedTensor[]): Generator<Uint8
   for (const t of plan) {
     // Read `data` again here: streaming writers may produce it lazily, and a tensor that was
     // resized since the header was built must not corrupt the file.
-    const data = t.input.data;
+    const data = t.dtype === "F16" ? encodeF16(t.input.data as Float32Array) : t.input.data;
     if (data.byteLength !== t.byteLength) {
       throw new Error(
         `safetensors: tensor "${t.name}": data changed size during writing ` +

@@ -4,6 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { listTempFiles } from "../../src/tensor/atomic-write.js";
+import { decodeF16, encodeF16 } from "../../src/tensor/half-float.js";
+import { Rng } from "../../src/tensor/rng.js";
 import {
   parseSafetensors,
   readSafetensorsFile,
@@ -393,5 +395,61 @@ describe("safetensors files", () => {
       handMade('{"x":{"dtype":"I32","shape":[1],"data_offsets":[0,4]}}', [7, 0, 0, 0]),
     );
     assert.deepEqual([...readSafetensorsFile(path).tensors["x"]!.data], [7]);
+  });
+});
+
+describe("half precision", () => {
+  test("encodeF16 is the exact inverse of decodeF16 on every half value", () => {
+    const halves = new Uint16Array(65536).map((_, i) => i);
+    const wide = decodeF16(new Uint8Array(halves.buffer));
+    const back = encodeF16(wide);
+    for (let i = 0; i < 65536; i++) {
+      const isNaN = (i & 0x7c00) === 0x7c00 && (i & 0x3ff) !== 0;
+      if (isNaN)
+        assert.ok(Number.isNaN(decodeF16(new Uint8Array(new Uint16Array([back[i]!]).buffer))[0]!));
+      else assert.equal(back[i], i, `half 0x${i.toString(16)}`);
+    }
+  });
+
+  test("encodeF16 rounds to the nearest half, ties to even, overflow to infinity", () => {
+    const rng = new Rng(3);
+    const x = new Float32Array(20000);
+    for (let i = 0; i < x.length; i++) x[i] = (rng.uniform() - 0.5) * 2 ** (rng.int(40) - 26);
+    const h = decodeF16(new Uint8Array(encodeF16(x).buffer));
+    // No half value lies strictly closer: check both neighbours of the chosen one.
+    const bits = encodeF16(x);
+    for (let i = 0; i < x.length; i++) {
+      const err = Math.abs(h[i]! - x[i]!);
+      for (const d of [-1, 1]) {
+        const nb = (bits[i]! & 0x7fff) + d;
+        if (nb < 0 || nb >= 0x7c00) continue;
+        const v = decodeF16(new Uint8Array(new Uint16Array([(bits[i]! & 0x8000) | nb]).buffer))[0]!;
+        assert.ok(Math.abs(v - x[i]!) >= err, `x = ${x[i]}: ${h[i]} is not the nearest half`);
+      }
+    }
+    // 1 + 2⁻¹¹ is halfway between 1 and 1 + 2⁻¹⁰: ties go to the even mantissa (1).
+    const ties = decodeF16(
+      new Uint8Array(
+        encodeF16(Float32Array.of(1 + 2 ** -11, 1 + 3 * 2 ** -11, 70000, -1e-9)).buffer,
+      ),
+    );
+    assert.deepEqual(Array.from(ties), [1, 1 + 2 ** -9, Number.POSITIVE_INFINITY, -0]);
+  });
+
+  test("a half tensor is written as F16 at half the bytes and reads back rounded", () => {
+    const data = Float32Array.of(0.1, -2.5, 1000.3, 3e-6);
+    const bytes = serializeSafetensors({ w: { shape: [2, 2], data, half: true } });
+    const f = parseSafetensors(bytes);
+    assert.equal(f.tensors.w!.dtype, "F16");
+    assert.deepEqual(
+      Array.from(f.tensors.w!.data),
+      Array.from(decodeF16(new Uint8Array(encodeF16(data).buffer))),
+    );
+    const full = serializeSafetensors({ w: { shape: [2, 2], data } });
+    assert.ok(full.byteLength - bytes.byteLength >= 8);
+    assert.throws(
+      () => serializeSafetensors({ i: { shape: [1], data: Int32Array.of(1), half: true } }),
+      /half: a Float32Array only/,
+    );
   });
 });
