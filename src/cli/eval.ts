@@ -23,7 +23,7 @@ import { fmt, printJson, table } from "./output.js";
 import { EVAL_LABELS, stageProgress } from "./progress.js";
 
 /** What a checkpoint records about its data (older checkpoints: only `data`). */
-interface RunInfo {
+export interface RunInfo {
   data: string;
   textCorpus: string | null;
   shapesDifficulty: ShapesDifficulty | null;
@@ -31,7 +31,7 @@ interface RunInfo {
 }
 
 /** Returns what the checkpoint folder (a resolved --checkpoint) records about its run. */
-function runInfo(checkpoint: string): RunInfo {
+export function runInfo(checkpoint: string): RunInfo {
   const found = resolveCheckpointDir(checkpoint) ?? checkpoint;
   const path = join(found, CONFIG_FILE);
   const raw = readJson(path) as {
@@ -204,7 +204,9 @@ export function registerEval(program: Command): void {
         ["generation accuracy", `${pct(r.generationAccuracy)} of ${r.settings.count}`],
         ["FID (classifier features)", fmt(r.fid, 2)],
         ["FID real vs real (floor)", fmt(r.fidRealFloor, 2)],
-        ["noise images (rougher than any real one)", pct(r.noiseImages)],
+        ...(r.noiseImages !== null
+          ? [["noise images (no shape, or 3+)", pct(r.noiseImages)] as [string, string]]
+          : []),
         ...(r.checkerAccuracy !== null
           ? [["pixel checker accuracy", pct(r.checkerAccuracy)] as [string, string]]
           : []),

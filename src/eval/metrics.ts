@@ -1,9 +1,7 @@
 /**
  * Model-free evaluation metrics: feature statistics, the Fréchet distance between two Gaussians
- * (the quantity behind FID), classification accuracy, and image roughness (samples that
- * diverged into noise). Everything is computed in float64.
+ * (the quantity behind FID), and classification accuracy. Everything is computed in float64.
  */
-import type { Image } from "../data/image.js";
 
 /** Feature rows as a flat row-major [n, d] array. */
 export type Features = Float64Array | Float32Array;
@@ -235,53 +233,4 @@ export function accuracy(
   let right = 0;
   for (let i = 0; i < truth.length; i++) if (predicted[i] === truth[i]) right++;
   return right / truth.length;
-}
-
-/**
- * Returns how rough an image is: the mean absolute difference between horizontally and
- * vertically adjacent pixel values (every channel), divided by the mean absolute deviation of
- * its values from their mean. Drawn shapes, digits and photos change slowly from pixel to
- * pixel and score well below 1; a sample that diverged into noise scores near or above 1. A
- * flat image (no deviation) scores 0.
- */
-export function roughness(img: Image): number {
-  const { width: W, height: H, channels: C, data } = img;
-  let mean = 0;
-  for (const v of data) mean += v;
-  mean /= data.length;
-  let dev = 0;
-  for (const v of data) dev += Math.abs(v - mean);
-  dev /= data.length;
-  if (dev === 0) return 0;
-  let diff = 0;
-  let pairs = 0;
-  for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) {
-      for (let c = 0; c < C; c++) {
-        const v = data[(y * W + x) * C + c]!;
-        if (x + 1 < W) {
-          diff += Math.abs(v - data[(y * W + x + 1) * C + c]!);
-          pairs++;
-        }
-        if (y + 1 < H) {
-          diff += Math.abs(v - data[((y + 1) * W + x) * C + c]!);
-          pairs++;
-        }
-      }
-    }
-  }
-  return pairs > 0 ? diff / pairs / dev : 0;
-}
-
-/**
- * Returns the fraction of `generated` images rougher than every image of `real` (held-out
- * images of the same data): samples that diverged into noise, which an accuracy figure would
- * otherwise count only as misses. The threshold comes from the data itself, so it holds for
- * shapes, digits and clothing alike.
- */
-export function noiseFraction(generated: readonly Image[], real: readonly Image[]): number {
-  if (generated.length === 0) return 0;
-  if (real.length === 0) throw new Error("noiseFraction: no real images to set the threshold");
-  const limit = Math.max(...real.map(roughness));
-  return generated.filter((g) => roughness(g) > limit).length / generated.length;
 }

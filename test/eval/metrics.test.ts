@@ -1,15 +1,11 @@
-// FID, its Jacobi square roots, feature statistics, accuracy and image roughness.
+// FID, its Jacobi square roots, feature statistics and accuracy.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { getDataset } from "../../src/data/datasets/index.js";
-import type { Image } from "../../src/data/image.js";
 import {
   accuracy,
   fid,
   frechetDistance,
   meanAndCovariance,
-  noiseFraction,
-  roughness,
   sqrtSymmetric,
   symmetricEigen,
 } from "../../src/eval/metrics.js";
@@ -172,25 +168,4 @@ test("accuracy counts matches and refuses lists of different lengths", () => {
   assert.equal(accuracy([1, "1"], ["1", 1]), 0);
   assert.equal(accuracy([], []), 0);
   assert.throws(() => accuracy([1, 2], [1]), /2 predictions but 1 true labels/);
-});
-
-test("roughness separates drawn images from noise; noiseFraction counts samples rougher than any real one", async () => {
-  const split = (await getDataset("shapes")).split("test");
-  const real = Array.from({ length: 50 }, (_, i) => split.get(i).image);
-  const rng = new Rng(9);
-  const noise = (): Image => {
-    const { width, height, channels } = real[0]!;
-    const data = new Uint8Array(width * height * channels);
-    for (let i = 0; i < data.length; i++) data[i] = rng.int(256);
-    return { width, height, channels, data };
-  };
-  const realMax = Math.max(...real.map(roughness));
-  assert.ok(realMax < 0.5, `drawn shapes roughness up to ${realMax}`);
-  assert.ok(roughness(noise()) > 1, "uniform noise");
-  const flat: Image = { ...real[0]!, data: new Uint8Array(real[0]!.data.length).fill(7) };
-  assert.equal(roughness(flat), 0);
-  // Two noise samples among eight drawn images: a quarter of them.
-  const generated = [...real.slice(0, 6), noise(), noise()];
-  assert.equal(noiseFraction(generated, real.slice(10)), 0.25);
-  assert.throws(() => noiseFraction(generated, []), /no real images/);
 });
