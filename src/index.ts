@@ -45,6 +45,7 @@ export {
   type ImageOptions,
   type LoadProgress,
   loadPipeline,
+  loadPretrained,
   TransfusionPipeline,
 } from "./generate/pipeline.js";
 export { normalisePrompt, promptStyle, unseenWords } from "./generate/prompt.js";

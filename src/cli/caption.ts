@@ -4,7 +4,7 @@ import type { Image } from "../data/image.js";
 import { readImageConverted } from "../data/image-channels.js";
 import { TransfusionPipeline } from "../generate/pipeline.js";
 import { parseInteger } from "./args.js";
-import { addCheckpointFlag, addRunFlags, checkpointFolder } from "./flags.js";
+import { addCheckpointFlag, addRunFlags, checkpointOrShipped } from "./flags.js";
 import { printJson } from "./output.js";
 
 export function registerCaption(program: Command): void {
@@ -15,14 +15,14 @@ export function registerCaption(program: Command): void {
       "<images...>",
       "PNG or JPEG files (colour is converted to grey for a grey model, and grey to colour)",
     );
-  addCheckpointFlag(cmd).option(
+  addCheckpointFlag(cmd, { shipped: true }).option(
     "--max-tokens <n>",
     "longest caption in tokens",
     (v) => parseInteger(v, "--max-tokens", 1),
     32,
   );
   addRunFlags(cmd).action(async (paths: string[], o) => {
-    const p = TransfusionPipeline.load(checkpointFolder(o.checkpoint));
+    const p = TransfusionPipeline.load(checkpointOrShipped(o.checkpoint));
     const size = p.config.latentSize * p.vae.downsampleFactor;
     const channels = p.vae.config.imageChannels as 1 | 3;
     const images: Image[] = [];

@@ -12,7 +12,7 @@ import {
   addCheckpointFlag,
   addRunFlags,
   addSamplingFlags,
-  checkpointFolder,
+  checkpointOrShipped,
   imageOptions,
 } from "./flags.js";
 import { pngText, pngWithText, settingsRecord } from "./generate.js";
@@ -29,7 +29,7 @@ export function registerComplete(program: Command): void {
       "continue a prompt with text and images: text to stdout, images as PNGs in --out, complete.json listing the parts in order",
     )
     .argument("<prompt>", 'the start of a document, e.g. "first a red square:"');
-  addCheckpointFlag(cmd)
+  addCheckpointFlag(cmd, { shipped: true })
     .option(
       "--max-tokens <n>",
       "new text tokens at most (images not counted)",
@@ -67,7 +67,7 @@ export function registerComplete(program: Command): void {
     "completion",
   );
   addRunFlags(cmd).action(async (prompt: string, o) => {
-    const checkpoint = checkpointFolder(o.checkpoint);
+    const checkpoint = checkpointOrShipped(o.checkpoint);
     const p = TransfusionPipeline.load(checkpoint);
     const settings = settingsRecord(p, checkpoint, o);
     const stage = stageProgress(Boolean(o.json));

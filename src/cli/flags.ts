@@ -8,6 +8,7 @@ import { type Command, Option } from "commander";
 import type { SamplerKind } from "../diffusion/config.js";
 import { DEFAULT_IMAGE_OPTIONS, type ImageOptions } from "../generate/pipeline.js";
 import { MODEL_FILE, resolveCheckpointDir } from "../io/checkpoint.js";
+import { SHIPPED_MODEL, shippedModelDir } from "../io/shipped.js";
 import { setBackend } from "../tensor/backends/index.js";
 import {
   parseBackend,
@@ -129,12 +130,37 @@ export function imageOptions(o: {
   };
 }
 
-/** Returns cmd with the required --checkpoint flag (read with `checkpointFolder`). */
-export function addCheckpointFlag(cmd: Command): Command {
-  return cmd.requiredOption(
-    "--checkpoint <dir>",
-    "a run folder (with checkpoint/ inside) or a checkpoint folder",
+/**
+ * Returns cmd with the --checkpoint flag (read with `checkpointFolder`): required, or with
+ * `shipped` optional, the package's shipped model standing in when it is not given.
+ */
+export function addCheckpointFlag(cmd: Command, { shipped = false } = {}): Command {
+  const help = "a run folder (with checkpoint/ inside) or a checkpoint folder";
+  if (!shipped) return cmd.requiredOption("--checkpoint <dir>", help);
+  return cmd
+    .option("--checkpoint <dir>", help)
+    .addHelpText(
+      "after",
+      `\nWithout --checkpoint it uses the model shipped with the package, ${SHIPPED_MODEL} (see its MODEL_CARD.md).`,
+    );
+}
+
+/**
+ * Returns the checkpoint folder of a --checkpoint flag that may be absent: the folder it names,
+ * else the shipped model (saying so on stderr). Throws when neither exists.
+ */
+export function checkpointOrShipped(dir: string | undefined): string {
+  if (dir !== undefined) return checkpointFolder(dir);
+  const shipped = shippedModelDir();
+  if (!shipped) {
+    throw new Error(
+      `--checkpoint: no checkpoint given and no shipped model in this package (${SHIPPED_MODEL}); give a run or checkpoint folder`,
+    );
+  }
+  process.stderr.write(
+    `using the shipped model ${SHIPPED_MODEL} (give --checkpoint for another)\n`,
   );
+  return shipped;
 }
 
 /**

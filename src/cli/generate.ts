@@ -16,7 +16,7 @@ import {
   addCheckpointFlag,
   addRunFlags,
   addSamplingFlags,
-  checkpointFolder,
+  checkpointOrShipped,
   imageOptions,
 } from "./flags.js";
 import { removePrevious, writeManifest } from "./manifest.js";
@@ -91,7 +91,7 @@ export function registerGenerate(program: Command): void {
       "[captions...]",
       'prompts, e.g. "a small red circle on the left" ("" draws unconditionally)',
     );
-  addCheckpointFlag(cmd)
+  addCheckpointFlag(cmd, { shipped: true })
     .option(
       "--prompts <file>",
       "a text file of captions, one per line (after any given as arguments)",
@@ -113,7 +113,7 @@ export function registerGenerate(program: Command): void {
     const captions = [...args, ...(o.prompts ? readPrompts(o.prompts) : [])];
     if (captions.length === 0)
       throw new Error('generate: give a caption (e.g. "a red circle") or --prompts FILE');
-    const checkpoint = checkpointFolder(o.checkpoint);
+    const checkpoint = checkpointOrShipped(o.checkpoint);
     const p = TransfusionPipeline.load(checkpoint);
     const settings = settingsRecord(p, checkpoint, o);
     const jobs = captions.flatMap((prompt, promptIndex) =>

@@ -8,6 +8,7 @@ import { registerDemo } from "./demo.js";
 import { registerEval } from "./eval.js";
 import { registerExperiment } from "./experiment.js";
 import { registerGenerate } from "./generate.js";
+import { registerRelease } from "./release.js";
 import { registerServe } from "./serve.js";
 import { registerPack, registerTrain } from "./train.js";
 import { registerVae } from "./vae.js";
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerTrain(program);
   registerPack(program);
+  registerRelease(program);
   registerGenerate(program);
   registerComplete(program);
   registerCaption(program);

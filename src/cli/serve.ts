@@ -25,6 +25,7 @@ import {
   readJson,
   resolveCheckpointDir,
 } from "../io/checkpoint.js";
+import { shippedModelDir } from "../io/shipped.js";
 import { VAE_JSON_FILE, VAE_WEIGHTS_FILE } from "../io/vae-files.js";
 import { VQVAE_JSON_FILE, VQVAE_WEIGHTS_FILE } from "../io/vqvae-files.js";
 import { parseInteger } from "./args.js";
@@ -62,11 +63,11 @@ export function webAppDir(): string {
 }
 
 /**
- * Returns the checkpoint served when --checkpoint is not given, or null while there is none:
- * the place where a model shipped with the package plugs in (the flag is required until then).
+ * Returns the checkpoint served when --checkpoint is not given: the model shipped with the
+ * package (models/demo), or null in a package without it (the flag is then required).
  */
 export function defaultWebCheckpoint(): string | null {
-  return null;
+  return shippedModelDir();
 }
 
 /** Returns the checkpoint folder for the --checkpoint value (or the default), resolved. */
@@ -80,11 +81,7 @@ function webCheckpoint(flag: string | undefined): string {
 
 /** Adds --checkpoint, required unless a default checkpoint exists. */
 function addWebCheckpointFlag(cmd: Command): Command {
-  addCheckpointFlag(cmd);
-  if (defaultWebCheckpoint() !== null) {
-    cmd.options.find((o) => o.long === "--checkpoint")!.makeOptionMandatory(false);
-  }
-  return cmd;
+  return addCheckpointFlag(cmd, { shipped: defaultWebCheckpoint() !== null });
 }
 
 /**

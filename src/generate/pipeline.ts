@@ -5,6 +5,7 @@
  */
 import { join } from "node:path";
 import { MODEL_FILE, readPipelineFiles, resolveCheckpointDir } from "../io/checkpoint.js";
+import { SHIPPED_MODEL, shippedModelDir } from "../io/shipped.js";
 import { setCheckpointFolderLoader, TransfusionPipeline } from "./pipeline-core.js";
 
 export {
@@ -30,6 +31,16 @@ export function loadPipeline(dir: string): TransfusionPipeline {
     source: found,
     where: (name) => join(found, name),
   });
+}
+
+/**
+ * Returns the model shipped with the package (models/demo: the demo model in half precision,
+ * made by `transfusion demo` and `transfusion release`; see its MODEL_CARD.md).
+ */
+export function loadPretrained(): TransfusionPipeline {
+  const dir = shippedModelDir();
+  if (!dir) throw new Error(`loadPretrained: this package holds no ${SHIPPED_MODEL}`);
+  return loadPipeline(dir);
 }
 
 setCheckpointFolderLoader(loadPipeline);

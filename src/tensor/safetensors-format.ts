@@ -290,7 +290,10 @@ function prepare(
     let dtype: WrittenDtype;
     if (data instanceof Float32Array) dtype = input.half ? "F16" : "F32";
     else if (data instanceof Int32Array && !input.half) dtype = "I32";
-    else throw new Error(`${at}: data must be a Float32Array or Int32Array (half: a Float32Array only)`);
+    else
+      throw new Error(
+        `${at}: data must be a Float32Array or Int32Array (half: a Float32Array only)`,
+      );
     const numel = shape.reduce((a, b) => a * b, 1);
     if (numel !== data.length) {
       throw new Error(
