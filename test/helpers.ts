@@ -1,5 +1,9 @@
 /** Shared test helpers: backend iteration, finite-difference gradient checks, file surgery. */
 import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { getDataset } from "../src/data/datasets/index.js";
+import { type Document, writeDocuments } from "../src/data/documents.js";
 import { type BackendName, setBackend, tryNativeBackend } from "../src/tensor/backends/index.js";
 import { Rng } from "../src/tensor/rng.js";
 import { readSafetensorsFile, writeSafetensorsFile } from "../src/tensor/safetensors.js";
@@ -142,4 +146,34 @@ export function tinyRunOptions(
     sampleCaptions: ["a large red circle"],
     onEvent: (e) => events.push(e),
   };
+}
+
+/** The layouts `shapesDocsFile` cycles through. */
+export type DocLayout = "caption-first" | "image-first" | "two-images";
+
+/**
+ * Returns a JSONL document file in `dir` made of the first `n` shapes training examples, laid
+ * out by cycling through `layouts` (caption → image, image → caption, or "two:" and the image
+ * twice), with the images written beside it.
+ */
+export async function shapesDocsFile(
+  dir: string,
+  n: number,
+  layouts: readonly DocLayout[] = ["caption-first", "image-first"],
+): Promise<string> {
+  const split = (await getDataset("shapes")).split("train");
+  const docs: Document[] = [];
+  for (let i = 0; i < n; i++) {
+    const ex = split.get(i);
+    const layout = layouts[i % layouts.length]!;
+    if (layout === "caption-first")
+      docs.push({ parts: [{ text: ex.caption }, { image: ex.image }] });
+    else if (layout === "image-first")
+      docs.push({ parts: [{ image: ex.image }, { text: ex.caption }] });
+    else docs.push({ parts: [{ text: "two:" }, { image: ex.image }, { image: ex.image }] });
+  }
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, "docs.jsonl");
+  await writeDocuments(file, docs, join(dir, "images"));
+  return file;
 }

@@ -20,6 +20,17 @@ export function cli(args: string[], env: Record<string, string> = {}, timeout = 
   });
 }
 
+/** Returns the paths `npm pack` would put in the package. */
+export function packedFiles(): Set<string> {
+  const r = spawnSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], {
+    cwd: ROOT,
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  return new Set((JSON.parse(r.stdout)[0].files as Array<{ path: string }>).map((f) => f.path));
+}
+
 /** Returns the last line of stdout parsed as JSON (what `--json` prints). */
 export function lastJson(stdout: string): Record<string, unknown> {
   const lines = stdout.trim().split("\n");

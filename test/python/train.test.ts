@@ -2,11 +2,9 @@
 // (torchrun, gloo on CPU) to the same losses and weights, then sampled, captioned and resumed
 // here from the checkpoint PyTorch wrote.
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { getDataset } from "../../src/data/datasets/index.js";
-import { type Document, writeDocuments } from "../../src/data/documents.js";
 import { TransfusionPipeline } from "../../src/generate/pipeline.js";
 import { readCheckpointConfig } from "../../src/io/checkpoint.js";
 import { Rng } from "../../src/tensor/rng.js";
@@ -15,7 +13,7 @@ import { Tensor } from "../../src/tensor/tensor.js";
 import { TrainStepper } from "../../src/tensor/train-step.js";
 import { packRun } from "../../src/train/run-pack.js";
 import { DEFAULT_TRAIN, trainerOptimizer, updateEma } from "../../src/train/trainer.js";
-import { tinyRunOptions } from "../helpers.js";
+import { shapesDocsFile, tinyRunOptions } from "../helpers.js";
 import {
   PYTHON_DIR,
   relErr,
@@ -26,25 +24,6 @@ import {
 } from "./helpers.js";
 
 const STEPS = 4;
-
-/** Returns a JSONL file of shapes documents, caption → image and image → caption. */
-async function docsFile(dir: string, n = 8): Promise<string> {
-  const split = (await getDataset("shapes")).split("train");
-  const docs: Document[] = [];
-  for (let i = 0; i < n; i++) {
-    const ex = split.get(i);
-    docs.push({
-      parts:
-        i % 2 === 0
-          ? [{ text: ex.caption }, { image: ex.image }]
-          : [{ image: ex.image }, { text: ex.caption }],
-    });
-  }
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, "docs.jsonl");
-  await writeDocuments(file, docs, join(dir, "images"));
-  return file;
-}
 
 interface StepLine {
   step: number;
@@ -73,7 +52,7 @@ describe("python/train.py on packed batches", { skip: skipWithoutTorch() }, () =
   // Pack once, train on one process and on two; each test reads the results.
   const setup = () =>
     (ready ??= (async () => {
-      const file = await docsFile(join(root, "data"));
+      const file = await shapesDocsFile(join(root, "data"), 8);
       // Learning rate high enough that 4 steps move the weights visibly; 4 rows split 2 + 2.
       const o = tinyRunOptions(file, pack, STEPS);
       await packRun({

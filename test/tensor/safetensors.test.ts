@@ -404,8 +404,8 @@ describe("half precision", () => {
     const wide = decodeF16(new Uint8Array(halves.buffer));
     const back = encodeF16(wide);
     for (let i = 0; i < 65536; i++) {
-      const isNaN = (i & 0x7c00) === 0x7c00 && (i & 0x3ff) !== 0;
-      if (isNaN)
+      const nan = (i & 0x7c00) === 0x7c00 && (i & 0x3ff) !== 0;
+      if (nan)
         assert.ok(Number.isNaN(decodeF16(new Uint8Array(new Uint16Array([back[i]!]).buffer))[0]!));
       else assert.equal(back[i], i, `half 0x${i.toString(16)}`);
     }

@@ -1,42 +1,21 @@
 // `transfusion pack`: the batches a run would train on, written to shards for another trainer.
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { getDataset } from "../../src/data/datasets/index.js";
-import { type Document, writeDocuments } from "../../src/data/documents.js";
 import { TransfusionPipeline } from "../../src/generate/pipeline.js";
 import { Rng } from "../../src/tensor/rng.js";
 import { readSafetensorsFile } from "../../src/tensor/safetensors.js";
 import { prepareRun } from "../../src/train/run.js";
 import { type PackManifest, packRun } from "../../src/train/run-pack.js";
 import { stepSeed } from "../../src/train/trainer.js";
-import { tinyRunOptions } from "../helpers.js";
+import { shapesDocsFile, tinyRunOptions } from "../helpers.js";
 
 const root = mkdtempSync(join(tmpdir(), "tf-pack-"));
 
-/** Returns a JSONL file of shapes documents, half caption → image and half image → caption. */
-async function docsFile(dir: string, n = 10): Promise<string> {
-  const split = (await getDataset("shapes")).split("train");
-  const docs: Document[] = [];
-  for (let i = 0; i < n; i++) {
-    const ex = split.get(i);
-    docs.push({
-      parts:
-        i % 2 === 0
-          ? [{ text: ex.caption }, { image: ex.image }]
-          : [{ image: ex.image }, { text: ex.caption }],
-    });
-  }
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, "docs.jsonl");
-  await writeDocuments(file, docs, join(dir, "images"));
-  return file;
-}
-
 test("pack writes the batches the run draws, a step-0 checkpoint and a manifest; packing again keeps them", async () => {
-  const file = await docsFile(join(root, "data"));
+  const file = await shapesDocsFile(join(root, "data"), 10);
   const out = join(root, "pack");
   const o = { ...tinyRunOptions(file, out, 5), shardSize: 2 };
   const r = await packRun(o);

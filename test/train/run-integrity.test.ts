@@ -17,31 +17,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { trainBpe } from "../../src/data/bpe-train.js";
-import { getDataset } from "../../src/data/datasets/index.js";
-import { type Document, writeDocuments } from "../../src/data/documents.js";
 import { TransfusionPipeline } from "../../src/generate/pipeline.js";
 import { type RunEvent, runTraining } from "../../src/train/run.js";
 import { checkRunOptions } from "../../src/train/run-checks.js";
 import { appendHistory, readHistory } from "../../src/train/run-log.js";
-import { editSafetensors, tinyRunOptions } from "../helpers.js";
+import { editSafetensors, shapesDocsFile, tinyRunOptions } from "../helpers.js";
 
 const root = mkdtempSync(join(tmpdir(), "tf-integrity-"));
 
+const LAYOUTS = ["caption-first", "image-first", "two-images"] as const;
+
 /** Returns a JSONL file of shapes documents (caption first, image first, two images). */
-async function docsFile(dir: string, n = 12): Promise<string> {
-  const split = (await getDataset("shapes")).split("train");
-  const docs: Document[] = [];
-  for (let i = 0; i < n; i++) {
-    const ex = split.get(i);
-    if (i % 3 === 0) docs.push({ parts: [{ text: ex.caption }, { image: ex.image }] });
-    else if (i % 3 === 1) docs.push({ parts: [{ image: ex.image }, { text: ex.caption }] });
-    else docs.push({ parts: [{ text: "two:" }, { image: ex.image }, { image: ex.image }] });
-  }
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, "docs.jsonl");
-  await writeDocuments(file, docs, join(dir, "images"));
-  return file;
-}
+const docsFile = (dir: string, n = 12) => shapesDocsFile(dir, n, LAYOUTS);
 
 const options = tinyRunOptions;
 

@@ -272,7 +272,10 @@ test("serve hands out the app and the checkpoint's files, and nothing else", asy
   );
   // Without --checkpoint it serves the shipped model (test/cli/shipped.test.ts covers the model).
   const help = cli(["serve", "--help"]);
-  assert.match(help.stdout, /Without --checkpoint it uses the model shipped with the package, models\/demo/);
+  assert.match(
+    help.stdout,
+    /Without --checkpoint it uses the model shipped with the package, models\/demo/,
+  );
   const port = cli(["serve", "--checkpoint", run, "--port", "70000"]);
   assert.match(port.stderr, /--port must be an integer from 0 to 65535, got "70000"/);
 });
