@@ -3,10 +3,21 @@ import type { Command } from "commander";
 import { type CoreBenchResult, runCoreBench } from "../bench/core.js";
 import { PYTORCH_PORT_SAMPLE, runSampleBench } from "../bench/sample.js";
 import { PYTORCH_PORT_TRAIN, runTrainBench, type TrainBenchResult } from "../bench/train.js";
+import {
+  checkBrowserBench,
+  runWebBench,
+  WEB_BENCH_CAPTION,
+  WEB_BENCH_PROMPT,
+  type WebBenchRatios,
+  type WebBenchResult,
+  type WebBenchTimes,
+} from "../bench/web.js";
+import { resolveCheckpointDir } from "../io/checkpoint.js";
 import type { BackendName } from "../tensor/backends/index.js";
 import { parseInteger } from "./args.js";
-import { addRunFlags } from "./flags.js";
+import { addCheckpointFlag, addRunFlags, checkpointOrShipped } from "./flags.js";
 import { endProgress, fmt, printJson, progressLine, table } from "./output.js";
+import { startWebServer, webAppDir } from "./serve.js";
 
 /** The options every bench takes besides its own. */
 interface CommonBenchOptions {
@@ -24,7 +35,9 @@ interface BenchCommand<O extends CommonBenchOptions, R> {
   description: string;
   /** The bench's integer options (≥ 1) given as flags, with their help: seqLen → --seq-len <n>. */
   flags: Partial<Record<NumberOption<O>, string>>;
-  run: (opts?: O) => R;
+  /** Adds the bench's flags of other kinds; their parsed values are passed on by name. */
+  moreFlags?: { add: (cmd: Command) => Command; keys: Array<keyof O & string> };
+  run: (opts?: O) => R | Promise<R>;
   /** The table rows after the backend row. */
   rows: (r: R) => Array<[string, string]>;
 }
@@ -36,19 +49,20 @@ interface BenchCommand<O extends CommonBenchOptions, R> {
  */
 function addBench<O extends CommonBenchOptions, R extends { backend: string; threads: number }>(
   bench: Command,
-  { name, description, flags, run, rows }: BenchCommand<O, R>,
+  { name, description, flags, moreFlags, run, rows }: BenchCommand<O, R>,
 ): void {
   const cmd = bench.command(name).description(description);
-  const keys = Object.keys(flags);
+  const keys: string[] = [...Object.keys(flags), ...(moreFlags?.keys ?? [])];
   for (const [key, help] of Object.entries(flags) as Array<[string, string]>) {
     const flag = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
     cmd.option(`${flag} <n>`, help, (v) => parseInteger(v, flag, 1));
   }
-  addRunFlags(cmd).action((o) => {
+  moreFlags?.add(cmd);
+  addRunFlags(cmd).action(async (o) => {
     const opts: Record<string, unknown> = o.backend ? { backend: o.backend } : {};
     for (const key of keys) if (o[key] !== undefined) opts[key] = o[key];
     opts.onProgress = progressLine(false);
-    const r = run(opts as O);
+    const r = await run(opts as O);
     endProgress();
     if (o.json) {
       printJson(r);
@@ -67,6 +81,54 @@ function trainingRateRows(r: CoreBenchResult | TrainBenchResult): Array<[string,
     ["MFU (vs sgemm above)", fmt(r.mfu, 3)],
     ["peak RSS", `${fmt(r.peakRssMb, 0)} MB`],
   ];
+}
+
+/** The options of `bench web` on the command line: the checkpoint to serve and the repeats. */
+interface WebBenchCliOptions {
+  checkpoint?: string;
+  repeats?: number;
+  backend?: BackendName;
+  onProgress?: (msg: string) => void;
+}
+
+/**
+ * Returns the web bench's figures for the app built in dist/web (or $TRANSFUSION_WEB_DIR) served
+ * with the checkpoint (default: the shipped model) by `serve`'s server on a free port.
+ */
+async function benchServedApp(o: WebBenchCliOptions = {}): Promise<WebBenchResult> {
+  const folder = checkpointOrShipped(o.checkpoint);
+  // A crash between the two renames of a checkpoint save leaves it in DIR.old (as `serve` reads).
+  const checkpoint = resolveCheckpointDir(folder) ?? folder;
+  await checkBrowserBench();
+  const server = await startWebServer({
+    webDir: webAppDir(),
+    checkpoint,
+    host: "127.0.0.1",
+    port: 0,
+  });
+  try {
+    return await runWebBench({
+      url: server.url,
+      checkpoint,
+      ...(o.repeats !== undefined ? { repeats: o.repeats } : {}),
+      ...(o.backend !== undefined ? { backend: o.backend } : {}),
+      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+    });
+  } finally {
+    await server.close();
+  }
+}
+
+/** Returns "a s / b s / c tokens/s" for one place the web bench's work ran. */
+function webTimes(t: WebBenchTimes | null): string {
+  if (t === null) return "not run";
+  return `${fmt(t.imageSecondsGuided)} s / ${fmt(t.imageSeconds)} s / ${fmt(t.textTokensPerSecond, 0)} tokens/s`;
+}
+
+/** Returns "a× / b× / c×": browser time ÷ Node time for guided, unguided and text. */
+function webRatios(r: WebBenchRatios | null): string {
+  if (r === null) return "n/a";
+  return `${fmt(r.imageGuided)}× / ${fmt(r.image)}× / ${fmt(r.text)}×`;
 }
 
 export function registerBench(program: Command): void {
@@ -184,6 +246,43 @@ export function registerBench(program: Command): void {
         ],
         ["text prefill", `${fmt(r.textPrefillMs, 1)} ms for ${w.promptTokens} tokens`],
         ["peak RSS", `${fmt(r.peakRssMb, 0)} MB`],
+      ];
+    },
+  });
+
+  addBench(bench, {
+    name: "web",
+    description:
+      "the web app in headless Chromium (playwright-core; Debian's /usr/bin/chromium or " +
+      "$TRANSFUSION_CHROMIUM) at the page's default settings, served with a checkpoint on a free " +
+      "port: time to first image from navigation (load included), per guided and unguided " +
+      `image, text tokens/s of a continuation; caption "${WEB_BENCH_CAPTION}", continuation ` +
+      `of "${WEB_BENCH_PROMPT}" with no images; then the same work in Node on js and native ` +
+      "(--backend: only that one) and the browser ÷ Node time ratios",
+    flags: { repeats: "timed repeats of each measurement (default 5)" },
+    moreFlags: { add: (cmd) => addCheckpointFlag(cmd, { shipped: true }), keys: ["checkpoint"] },
+    run: benchServedApp,
+    rows: (r) => {
+      const w = r.workload;
+      return [
+        ["browser", `${r.browser}, the model in a Web Worker`],
+        ["checkpoint", r.checkpoint],
+        [
+          "workload",
+          `${w.sampler} ${w.steps} steps, guidance ${w.guidance} (or 0), a preview every ${w.previewEvery}; ` +
+            `${w.continuationTokens} tokens at temperature ${w.temperature}; median of ${w.repeats}`,
+        ],
+        ["model ready", `${fmt(r.readySeconds)} s from navigation`],
+        ["first image", `${fmt(r.firstImageSeconds)} s from navigation (load included)`],
+        ["(medians)", "guided image / unguided image / text"],
+        ["browser", webTimes(r.browserTimes)],
+        ["node js", webTimes(r.node.js)],
+        [
+          `node native${r.node.native ? ` (${r.node.native.threads} threads)` : ""}`,
+          webTimes(r.node.native),
+        ],
+        ["browser ÷ node js", webRatios(r.ratios.vsNodeJs)],
+        ["browser ÷ native", webRatios(r.ratios.vsNative)],
       ];
     },
   });
