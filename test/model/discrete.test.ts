@@ -5,7 +5,7 @@ import { test } from "node:test";
 import { packDocuments, type TokenDocument } from "../../src/data/pack.js";
 import { DdimSampler } from "../../src/diffusion/samplers.js";
 import { cosineSchedule } from "../../src/diffusion/schedule.js";
-import { textTargetRows } from "../../src/eval/evaluate.js";
+import { textTargetRows } from "../../src/eval/held-out-loss.js";
 import { DecodeState } from "../../src/generate/cache.js";
 import { generateBatch } from "../../src/generate/generate.js";
 import { GREEDY } from "../../src/generate/sampling.js";
