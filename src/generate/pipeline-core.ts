@@ -5,126 +5,50 @@
  * This module imports nothing from Node, so the same class runs in a web page or a Web Worker
  * (see src/browser.ts). A checkpoint becomes a pipeline through one parsing path,
  * `fromFiles` (the files' contents by name); `fromUrl` fetches them, and in Node
- * `TransfusionPipeline.load(dir)` reads them from a folder (installed by ./pipeline.ts).
+ * `TransfusionPipeline.load(dir)` reads them from a folder (installed by ./pipeline.ts). Those
+ * three are thin: the loading itself is ./pipeline-load.ts, the options ./pipeline-options.ts.
  */
 import type { Document } from "../data/documents.js";
 import { documentLength, type Segment, type TokenDocument } from "../data/pack.js";
 import { floatToImage, type Image, imagesToTensor } from "../data/pixels.js";
-import { BpeTokenizer } from "../data/tokenizer-core.js";
-import { createSampler, type SamplerKind } from "../diffusion/config.js";
+import type { BpeTokenizer } from "../data/tokenizer-core.js";
+import { createSampler } from "../diffusion/config.js";
 import { cosineSchedule } from "../diffusion/schedule.js";
-import {
-  CONFIG_FILE,
-  checkFingerprints,
-  checkpointAutoencoderFile,
-  loadModuleTensors,
-  MODEL_FILE,
-  parseCheckpointConfig,
-  parseJson,
-  pipelineFiles,
-  TOKENIZER_FILE,
-} from "../io/checkpoint-format.js";
-import { vaeFromSafetensors } from "../io/vae-format.js";
-import { VQVAE_WEIGHTS_FILE, vqvaeFromSafetensors } from "../io/vqvae-format.js";
 import { codeToken, isDiscrete, type TransfusionConfig, textVocab } from "../model/config.js";
-import { Transfusion } from "../model/transfusion.js";
+import type { Transfusion } from "../model/transfusion.js";
 import type { Vae } from "../model/vae.js";
 import { VqVae } from "../model/vqvae.js";
-import { Rng } from "../tensor/rng.js";
-import { parseSafetensors } from "../tensor/safetensors-format.js";
 import { Tensor } from "../tensor/tensor.js";
 import type { SpecialIds } from "./cache.js";
 import { type GeneratedRow, generateBatch } from "./generate.js";
+import {
+  type CheckpointFiles,
+  type FromFilesOptions,
+  type FromUrlOptions,
+  fetchCheckpointFiles,
+  loadCheckpointFolder,
+  readCheckpointFiles,
+} from "./pipeline-load.js";
+import {
+  type CompleteOptions,
+  DEFAULT_IMAGE_OPTIONS,
+  type GeneratedPart,
+  type ImageOptions,
+} from "./pipeline-options.js";
 import { GREEDY, type TextSampling } from "./sampling.js";
 
-export interface ImageOptions {
-  sampler: SamplerKind;
-  steps: number;
-  /** Classifier-free guidance scale; null for none. */
-  guidanceScale: number | null;
-  seed: number;
-  /**
-   * Clip the predicted clean latent to ±x0Clip at every step (null: off). With the cosine
-   * schedule ᾱ at the last training step is ~1e-9, so the first step divides the noise
-   * prediction's error by √ᾱ; clipping bounds it (the latents are scaled to unit variance).
-   */
-  x0Clip: number | null;
-  /** Stream index of the first sample (batched = one-by-one). */
-  firstSample?: number;
-  onImageStep?: (row: number, step: number, steps: number) => void;
-  /**
-   * Called while an image is denoised with the image the model currently predicts (its
-   * clean-latent estimate x̂0, decoded by the VAE) every `previewEvery` steps and at the last
-   * step; `step` counts from 1. Previews never change the result. Not called for a
-   * discrete-token model, whose images are codes.
-   */
-  onPreview?: (row: number, step: number, steps: number, image: Image) => void;
-  /** Steps between previews (default 1). */
-  previewEvery?: number;
-}
-
-/**
- * Respaced DDPM with 100 of the 1000 training steps (the paper uses 250; 100 measured as good
- * on the demo model at 2.5× less cost), guidance 5 as in the paper's main comparison, and the
- * predicted clean latent clipped to ±3 (unit-variance latents).
- */
-export const DEFAULT_IMAGE_OPTIONS: ImageOptions = {
-  sampler: "ddpm",
-  steps: 100,
-  guidanceScale: 5,
-  seed: 0,
-  x0Clip: 3,
-};
-
-/** Options of `TransfusionPipeline.generate`: the image settings plus text sampling. */
-export interface CompleteOptions extends Partial<ImageOptions> {
-  /** How text tokens are chosen (default greedy). */
-  sampling?: TextSampling;
-  /** New text tokens at most, images not counted (default 64). */
-  maxNewTokens?: number;
-  /** Images at most (default 2); 0 never starts one. */
-  maxImages?: number;
-}
-
-export interface GeneratedPart {
-  text?: string;
-  image?: Image;
-}
-
-/** A checkpoint's files by name: config.json and tokenizer.json as text or UTF-8 bytes, weights as bytes. */
-export type CheckpointFiles = Readonly<Record<string, Uint8Array | string>>;
-
-/** Where checkpoint files came from, for messages and `pipeline.source`. */
-export interface FromFilesOptions {
-  /** The folder or URL the files came from (default "(files)"). */
-  source?: string;
-  /** Returns how messages name file `name` (default `${source}/${name}`). */
-  where?: (name: string) => string;
-}
-
-/** Progress of `fromUrl`: bytes received so far over all files, and the file that received them. */
-export interface LoadProgress {
-  file: string;
-  loaded: number;
-  /** Sum of the files' sizes, once every response has announced its size (else null). */
-  total: number | null;
-}
-
-export interface FromUrlOptions {
-  onProgress?: (p: LoadProgress) => void;
-  /** The fetch to use (default globalThis.fetch). */
-  fetch?: typeof fetch;
-}
-
-/** Reads a checkpoint folder in Node (installed by ./pipeline.ts); null where there are no files. */
-let folderLoader: ((dir: string) => TransfusionPipeline) | null = null;
-
-/** Installs what `TransfusionPipeline.load(dir)` runs (Node's ./pipeline.ts does). */
-export function setCheckpointFolderLoader(load: (dir: string) => TransfusionPipeline): void {
-  folderLoader = load;
-}
-
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+export type {
+  CheckpointFiles,
+  FromFilesOptions,
+  FromUrlOptions,
+  LoadProgress,
+} from "./pipeline-load.js";
+export {
+  type CompleteOptions,
+  DEFAULT_IMAGE_OPTIONS,
+  type GeneratedPart,
+  type ImageOptions,
+} from "./pipeline-options.js";
 
 export class TransfusionPipeline {
   readonly special: SpecialIds;
@@ -175,12 +99,7 @@ export class TransfusionPipeline {
    * Node only (it reads files): in a web page use `fromUrl` or `fromFiles`.
    */
   static load(dir: string): TransfusionPipeline {
-    if (!folderLoader) {
-      throw new Error(
-        `TransfusionPipeline.load("${dir}") reads a folder, which needs Node (import the package's main entry there); in a web page use TransfusionPipeline.fromUrl(url) or fromFiles(files)`,
-      );
-    }
-    return folderLoader(dir);
+    return loadCheckpointFolder(dir);
   }
 
   /**
@@ -191,46 +110,15 @@ export class TransfusionPipeline {
    * finiteness. Errors name the file as `options.where` does.
    */
   static fromFiles(files: CheckpointFiles, options: FromFilesOptions = {}): TransfusionPipeline {
-    const source = options.source ?? "(files)";
-    const where = options.where ?? ((name: string) => `${source}/${name}`);
-    const get = (name: string): Uint8Array | string => {
-      const v = Object.hasOwn(files, name) ? files[name] : undefined;
-      if (v === undefined) throw new Error(`${where(name)}: missing from the checkpoint's files`);
-      return v;
-    };
-    const text = (name: string): string => {
-      const v = get(name);
-      if (typeof v === "string") return v;
-      try {
-        return strictUtf8.decode(v);
-      } catch {
-        throw new Error(`${where(name)}: not valid UTF-8`);
-      }
-    };
-    const bytes = (name: string): Uint8Array => {
-      const v = get(name);
-      if (typeof v === "string") throw new Error(`${where(name)}: expected bytes, got text`);
-      return v;
-    };
-    const configPath = where(CONFIG_FILE);
-    const cfg = parseCheckpointConfig(parseJson(text(CONFIG_FILE), configPath), configPath);
-    const tokenizer = BpeTokenizer.fromText(text(TOKENIZER_FILE), where(TOKENIZER_FILE));
-    const aeFile = checkpointAutoencoderFile(cfg);
-    let vae: Vae | VqVae | null = null;
-    if (aeFile !== null) {
-      const st = parseSafetensors(bytes(aeFile), where(aeFile));
-      vae =
-        aeFile === VQVAE_WEIGHTS_FILE
-          ? vqvaeFromSafetensors(st, where(aeFile))
-          : vaeFromSafetensors(st, where(aeFile));
-    }
-    checkFingerprints(cfg, tokenizer, vae, where);
-    const model = new Transfusion(cfg.model, new Rng(0));
-    const weights = where(MODEL_FILE);
-    loadModuleTensors(model, parseSafetensors(bytes(MODEL_FILE), weights), weights);
-    const mixer = cfg.raw.mixer as { seqLen?: unknown } | undefined;
-    const ctx = typeof mixer?.seqLen === "number" ? mixer.seqLen : null;
-    return new TransfusionPipeline(model, tokenizer, vae, source, ctx, cfg.raw);
+    const p = readCheckpointFiles(files, options);
+    return new TransfusionPipeline(
+      p.model,
+      p.tokenizer,
+      p.vae,
+      p.source,
+      p.contextLength,
+      p.checkpointConfig,
+    );
   }
 
   /**
@@ -242,44 +130,8 @@ export class TransfusionPipeline {
     baseUrl: string | URL,
     options: FromUrlOptions = {},
   ): Promise<TransfusionPipeline> {
-    const doFetch = options.fetch ?? globalThis.fetch;
-    const here = (globalThis as { location?: { href: string } }).location?.href;
-    const base = new URL(String(baseUrl), here);
-    if (!base.pathname.endsWith("/")) base.pathname += "/";
-    const where = (name: string) => new URL(name, base).href;
-    const configText = new TextDecoder().decode(await fetchBytes(doFetch, where(CONFIG_FILE)));
-    const cfg = parseCheckpointConfig(
-      parseJson(configText, where(CONFIG_FILE)),
-      where(CONFIG_FILE),
-    );
-    const names = pipelineFiles(cfg).filter((n) => n !== CONFIG_FILE);
-    const loaded = new Map<string, number>();
-    const sizes = new Map<string, number | null>();
-    const report = (file: string) => {
-      if (!options.onProgress) return;
-      let sum = 0;
-      for (const v of loaded.values()) sum += v;
-      const known = [...sizes.values()];
-      const total =
-        known.length === names.length && known.every((s) => s !== null)
-          ? known.reduce<number>((a, b) => a + b!, 0)
-          : null;
-      options.onProgress({ file, loaded: sum, total });
-    };
-    const bodies = await Promise.all(
-      names.map((name) =>
-        fetchBytes(doFetch, where(name), (got, size) => {
-          loaded.set(name, got);
-          sizes.set(name, size);
-          report(name);
-        }),
-      ),
-    );
-    const files: Record<string, Uint8Array | string> = { [CONFIG_FILE]: configText };
-    names.forEach((n, i) => {
-      files[n] = bodies[i]!;
-    });
-    return TransfusionPipeline.fromFiles(files, { source: base.href, where });
+    const { files, source, where } = await fetchCheckpointFiles(baseUrl, options);
+    return TransfusionPipeline.fromFiles(files, { source, where });
   }
 
   get config(): TransfusionConfig {
@@ -532,51 +384,4 @@ function tensorImages(x: Tensor): Image[] {
   return Array.from({ length: N }, (_, i) =>
     floatToImage(x.f32.subarray(i * C * H * W, (i + 1) * C * H * W), C as 1 | 3, H, W),
   );
-}
-
-/**
- * Returns the body of `url` as bytes, reporting (bytes so far, announced size or null) as
- * chunks arrive; errors name the URL and the HTTP status.
- */
-async function fetchBytes(
-  doFetch: typeof fetch,
-  url: string,
-  onChunk?: (loaded: number, size: number | null) => void,
-): Promise<Uint8Array> {
-  let res: Response;
-  try {
-    res = await doFetch(url);
-  } catch (err) {
-    throw new Error(`${url}: cannot fetch (${(err as Error).message})`, { cause: err });
-  }
-  if (!res.ok) throw new Error(`${url}: HTTP ${res.status} ${res.statusText}`.trimEnd());
-  // A compressed response announces its compressed length, not the bytes we will count.
-  const header = res.headers.get("content-length");
-  const encoding = res.headers.get("content-encoding");
-  const plain = encoding === null || encoding === "identity";
-  const size = plain && header !== null && /^\d+$/.test(header) ? Number(header) : null;
-  if (!res.body) {
-    const all = new Uint8Array(await res.arrayBuffer());
-    onChunk?.(all.length, size);
-    return all;
-  }
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let loaded = 0;
-  onChunk?.(0, size);
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    loaded += value.length;
-    onChunk?.(loaded, size);
-  }
-  // One buffer of exactly the file, starting at offset 0, so float weights can be read in place.
-  const out = new Uint8Array(loaded);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }

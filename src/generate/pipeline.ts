@@ -1,12 +1,14 @@
 /**
  * The pipeline in Node: the class of ./pipeline-core.ts (which runs in a browser too) with
  * `TransfusionPipeline.load(dir)` reading a checkpoint folder. The folder's files go through
- * `fromFiles`, the one path every checkpoint takes into a pipeline, whatever it was read from.
+ * `fromFiles`, the one path every checkpoint takes into a pipeline, whatever it was read from
+ * (./pipeline-load.ts, where this module installs its folder reader).
  */
 import { join } from "node:path";
 import { MODEL_FILE, readPipelineFiles, resolveCheckpointDir } from "../io/checkpoint.js";
 import { SHIPPED_MODEL, shippedModelDir } from "../io/shipped.js";
-import { setCheckpointFolderLoader, TransfusionPipeline } from "./pipeline-core.js";
+import { TransfusionPipeline } from "./pipeline-core.js";
+import { setCheckpointFolderLoader } from "./pipeline-load.js";
 
 export {
   type CheckpointFiles,
