@@ -51,23 +51,25 @@ async function playwright(): Promise<typeof import("playwright-core")> {
   }
 }
 
-/** Returns a headless Chromium (the flags of test/web/browser.ts). */
+/**
+ * Chromium's flags for headless runs here (the bench and the browser tests). --no-sandbox:
+ * Chromium refuses to start its sandbox as root, as in containers and CI.
+ */
+export const HEADLESS_CHROMIUM_ARGS: readonly string[] = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/** Returns a headless Chromium. */
 export async function launch(executablePath: string): Promise<Browser> {
   const { chromium } = await playwright();
-  return chromium.launch({
-    executablePath,
-    // --no-sandbox: Chromium refuses to start its sandbox as root, as in containers.
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  return chromium.launch({ executablePath, args: [...HEADLESS_CHROMIUM_ARGS] });
 }
 
 // In-page code is source text: src/ compiles without the DOM's types.

@@ -6,6 +6,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
+import { HEADLESS_CHROMIUM_ARGS } from "../../src/bench/web-browser.js";
 import type { Image } from "../../src/data/pixels.js";
 
 export const ROOT = join(import.meta.dirname, "..", "..");
@@ -25,20 +26,8 @@ export async function launchChromium(): Promise<Browser> {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`Chromium is required (CI is set) but ${CHROMIUM} does not exist`);
   }
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    // --no-sandbox: the tests run as root, and Chromium refuses to start its sandbox as root.
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  // HEADLESS_CHROMIUM_ARGS has --no-sandbox: the tests run as root, where Chromium refuses its sandbox.
+  return chromium.launch({ executablePath: CHROMIUM, args: [...HEADLESS_CHROMIUM_ARGS] });
 }
 
 /** Returns the app built from web/ into `dir` (scripts/build-web.mjs, unminified). */
