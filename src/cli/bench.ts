@@ -1,6 +1,7 @@
 /** `transfusion bench …`: performance figures, printed as a table or one JSON line. */
 import type { Command } from "commander";
 import { type CoreBenchResult, runCoreBench } from "../bench/core.js";
+import { runProfileBench } from "../bench/profile.js";
 import { PYTORCH_PORT_SAMPLE, runSampleBench } from "../bench/sample.js";
 import { PYTORCH_PORT_TRAIN, runTrainBench, type TrainBenchResult } from "../bench/train.js";
 import {
@@ -247,6 +248,34 @@ export function registerBench(program: Command): void {
         ["text prefill", `${fmt(r.textPrefillMs, 1)} ms for ${w.promptTokens} tokens`],
         ["peak RSS", `${fmt(r.peakRssMb, 0)} MB`],
       ];
+    },
+  });
+
+  addBench(bench, {
+    name: "profile",
+    description:
+      "where the time goes: every kernel timed while the train bench's steps and the sample " +
+      "bench's images and text run, with its share of the wall time, its calls and, for " +
+      "matrix products and attention, its GFLOP/s; the rest is the tensor core's own work",
+    flags: { steps: "profiled training steps" },
+    run: runProfileBench,
+    rows: (r) => {
+      const rows: Array<[string, string]> = [];
+      for (const [what, p] of [
+        [`training (${r.train.steps} steps)`, r.train],
+        ["sampling (sample bench)", r.sample],
+      ] as const) {
+        rows.push([what, `${fmt(p.seconds, 2)} s`]);
+        const outside = p.kernels.filter((k) => k.kernel === "outside kernels");
+        for (const k of [
+          ...p.kernels.filter((k) => k.kernel !== "outside kernels").slice(0, 10),
+          ...outside,
+        ]) {
+          const rate = k.gflops === null ? "" : `, ${fmt(k.gflops, 1)} GFLOP/s`;
+          rows.push([`  ${k.kernel}`, `${fmt(100 * k.share, 1)}% (${k.calls} calls${rate})`]);
+        }
+      }
+      return rows;
     },
   });
 
