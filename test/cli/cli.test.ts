@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { trainTinyRun } from "./fixture.js";
 
 const BIN = join(import.meta.dirname, "..", "..", "bin", "transfusion.js");
 const built = existsSync(join(import.meta.dirname, "..", "..", "dist", "cli", "main.js"));
@@ -91,22 +92,7 @@ test("eval --json ends with one object holding every metric and its settings", {
   const dir = mkdtempSync(join(tmpdir(), "tf-eval-"));
   const long = (args: string[]) =>
     spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", timeout: 240_000 });
-  const train = long([
-    "train",
-    "--preset",
-    "tiny",
-    "--out",
-    join(dir, "run"),
-    "--steps",
-    "3",
-    "--vae-steps",
-    "5",
-    "--max-images",
-    "100",
-    "--sample-every",
-    "0",
-  ]);
-  assert.equal(train.status, 0, train.stderr);
+  trainTinyRun(join(dir, "run"));
   const clf = long([
     "classifier",
     "train",

@@ -6,7 +6,6 @@ import assert from "node:assert/strict";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { packDocuments, type TokenDocument } from "../../src/data/pack.js";
 import { cosineSchedule } from "../../src/diffusion/schedule.js";
 import {
   CHECKPOINT_FORMAT,
@@ -15,11 +14,11 @@ import {
   writeJson,
 } from "../../src/io/checkpoint.js";
 import { makeConfig } from "../../src/model/config.js";
-import type { TransfusionBatch } from "../../src/model/loss.js";
 import { Transfusion } from "../../src/model/transfusion.js";
 import { Rng } from "../../src/tensor/rng.js";
 import { readSafetensorsFile, type StFile } from "../../src/tensor/safetensors.js";
 import { DEFAULT_TRAIN, Trainer } from "../../src/train/trainer.js";
+import { tinyTrainBatch } from "../helpers.js";
 import { runPythonJson, skipWithoutTorch, tempDir } from "./helpers.js";
 
 const config = makeConfig("tiny", {
@@ -33,33 +32,12 @@ const config = makeConfig("tiny", {
   modalitySpecific: true,
 });
 
-function batchFor(_step: number, rng: Rng): TransfusionBatch {
-  const docs: TokenDocument[] = [0, 1, 2].map((d) => ({
-    segments: [
-      { text: Array.from({ length: 3 }, () => 4 + rng.int(20)) },
-      { image: d, t: rng.int(1000) },
-    ],
-  }));
-  const { layout } = packDocuments(docs, {
-    seqLen: 32,
-    gridH: 2,
-    gridW: 2,
-    boiId: 1,
-    eoiId: 2,
-    padId: 0,
-    eodId: 3,
-  });
-  const latents = new Float32Array(layout.images.length * 64);
-  rng.fillNormal(latents);
-  return { layout, latents };
-}
-
 function makeTrainer(dir: string): Trainer {
   return new Trainer({
     model: new Transfusion(config, new Rng(1)),
     settings: { ...DEFAULT_TRAIN, steps: 2, warmupSteps: 1, checkpointEvery: 0, seed: 3 },
     schedule: cosineSchedule(),
-    batchFor,
+    batchFor: tinyTrainBatch,
     checkpointDir: dir,
     writeStatic: (tmp) =>
       writeJson(join(tmp, "config.json"), {

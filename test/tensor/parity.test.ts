@@ -24,6 +24,7 @@ import {
 import { jsBackend as J } from "../../src/tensor/backends/js.js";
 import { loadNativeBackend } from "../../src/tensor/backends/native.js";
 import { Rng } from "../../src/tensor/rng.js";
+import { attentionShape, randomMask, transfusionMask } from "../attention-cases.js";
 
 const loaded = loadNativeBackend();
 const N: Backend | null = loaded.backend;
@@ -769,74 +770,32 @@ describe("parity: rope", { skip: SKIP }, () => {
   }
 });
 
-/** A [B, T, S] mask: random visibility with density `p`, with some rows fully masked. */
-function randomMask(s: AttentionShape, seed: number, p: number): Uint8Array {
-  const rng = new Rng(seed);
-  const m = new Uint8Array(s.B * s.T * s.S);
-  for (let i = 0; i < m.length; i++) m[i] = rng.uniform() < p ? 1 : 0;
-  for (let b = 0; b < s.B; b++) {
-    for (const i of [0, Math.floor(s.T / 2), s.T - 1])
-      m.fill(0, (b * s.T + i) * s.S, (b * s.T + i + 1) * s.S);
-  }
-  return m;
-}
-
-/** The Transfusion mask: causal, plus bidirectional inside the image span [lo, hi). */
-function transfusionMask(s: AttentionShape, lo: number, hi: number): Uint8Array {
-  const m = new Uint8Array(s.B * s.T * s.S);
-  for (let b = 0; b < s.B; b++)
-    for (let i = 0; i < s.T; i++)
-      for (let j = 0; j < s.S; j++) {
-        const inImage = i >= lo && i < hi && j >= lo && j < hi;
-        m[(b * s.T + i) * s.S + j] = j <= i || inImage ? 1 : 0;
-      }
-  return m;
-}
-
 describe("parity: attention", { skip: SKIP }, () => {
-  const shape = (
-    B: number,
-    T: number,
-    S: number,
-    H: number,
-    Hkv: number,
-    D: number,
-    causal: boolean,
-  ): AttentionShape => ({
-    B,
-    T,
-    S,
-    H,
-    Hkv,
-    D,
-    scale: 1 / Math.sqrt(D),
-    causal,
-  });
   const cases: { name: string; s: AttentionShape; mask?: (s: AttentionShape) => Uint8Array }[] = [
-    { name: "tiny", s: shape(1, 1, 1, 1, 1, 1, false) },
-    { name: "odd GQA causal", s: shape(1, 3, 5, 3, 1, 17, true) },
-    { name: "causal 2×128×4×64", s: shape(2, 128, 128, 4, 4, 64, true) },
+    { name: "tiny", s: attentionShape(1, 1, 1, 1, 1, 1, false) },
+    { name: "odd GQA causal", s: attentionShape(1, 3, 5, 3, 1, 17, true) },
+    { name: "causal 2×128×4×64", s: attentionShape(2, 128, 128, 4, 4, 64, true) },
     {
       name: "random mask with empty rows",
-      s: shape(2, 128, 128, 4, 4, 64, false),
+      s: attentionShape(2, 128, 128, 4, 4, 64, false),
       mask: (s) => randomMask(s, 150, 0.3),
     },
     {
       name: "Transfusion mask",
-      s: shape(2, 96, 96, 2, 2, 32, false),
+      s: attentionShape(2, 96, 96, 2, 2, 32, false),
       mask: (s) => transfusionMask(s, 20, 52),
     },
-    { name: "GQA H=4 Hkv=2", s: shape(2, 65, 65, 4, 2, 32, true) },
-    { name: "MQA H=4 Hkv=1", s: shape(1, 130, 130, 4, 1, 16, true) },
-    { name: "T<S causal (prefix cache)", s: shape(2, 33, 100, 2, 2, 16, true) },
+    { name: "GQA H=4 Hkv=2", s: attentionShape(2, 65, 65, 4, 2, 32, true) },
+    { name: "MQA H=4 Hkv=1", s: attentionShape(1, 130, 130, 4, 1, 16, true) },
+    { name: "T<S causal (prefix cache)", s: attentionShape(2, 33, 100, 2, 2, 16, true) },
     {
       name: "T<S masked",
-      s: shape(1, 33, 100, 2, 1, 16, false),
+      s: attentionShape(1, 33, 100, 2, 1, 16, false),
       mask: (s) => randomMask(s, 151, 0.5),
     },
-    { name: "decode T=1", s: shape(3, 1, 77, 4, 2, 32, true) },
-    { name: "no mask, not causal", s: shape(2, 40, 70, 2, 2, 24, false) },
-    { name: "single head long", s: shape(1, 200, 200, 1, 1, 8, true) },
+    { name: "decode T=1", s: attentionShape(3, 1, 77, 4, 2, 32, true) },
+    { name: "no mask, not causal", s: attentionShape(2, 40, 70, 2, 2, 24, false) },
+    { name: "single head long", s: attentionShape(1, 200, 200, 1, 1, 8, true) },
   ];
   for (const c of cases) {
     test(`attention ${c.name}`, () => {
@@ -875,7 +834,7 @@ describe("parity: attention", { skip: SKIP }, () => {
   }
 
   test("attention rows with no visible key give out 0, lse −∞ and zero gradients", () => {
-    const s = shape(1, 4, 6, 2, 1, 8, false);
+    const s = attentionShape(1, 4, 6, 2, 1, 8, false);
     const mask = new Uint8Array(4 * 6).fill(1);
     mask.fill(0, 6, 12); // query row 1 sees nothing
     const q = randn(170, 4 * 2 * 8);

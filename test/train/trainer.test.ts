@@ -4,15 +4,13 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { packDocuments, type TokenDocument } from "../../src/data/pack.js";
 import { cosineSchedule } from "../../src/diffusion/schedule.js";
 import { replaceFolder, resolveCheckpointDir } from "../../src/io/checkpoint.js";
 import { makeConfig } from "../../src/model/config.js";
-import type { TransfusionBatch } from "../../src/model/loss.js";
 import { Transfusion } from "../../src/model/transfusion.js";
-import type { Rng } from "../../src/tensor/rng.js";
 import { Rng as R } from "../../src/tensor/rng.js";
 import { DEFAULT_TRAIN, Trainer, type TrainSettings } from "../../src/train/trainer.js";
+import { tinyTrainBatch } from "../helpers.js";
 
 const cfg = makeConfig("tiny", {
   vocab: 24,
@@ -23,31 +21,6 @@ const cfg = makeConfig("tiny", {
   latentSize: 4,
   patchSize: 2,
 });
-
-function batchFor(_step: number, rng: Rng, poison = false): TransfusionBatch {
-  const docs: TokenDocument[] = [];
-  for (let d = 0; d < 3; d++) {
-    docs.push({
-      segments: [
-        { text: Array.from({ length: 3 }, () => 4 + rng.int(20)) },
-        { image: d, t: rng.int(1000) },
-      ],
-    });
-  }
-  const { layout } = packDocuments(docs, {
-    seqLen: 32,
-    gridH: 2,
-    gridW: 2,
-    boiId: 1,
-    eoiId: 2,
-    padId: 0,
-    eodId: 3,
-  });
-  const latents = new Float32Array(layout.images.length * 64);
-  rng.fillNormal(latents);
-  if (poison) latents[0] = Number.NaN;
-  return { layout, latents };
-}
 
 function settings(over: Partial<TrainSettings> = {}): TrainSettings {
   return {
@@ -69,7 +42,7 @@ function makeTrainer(dir: string | null, s: TrainSettings, poisonFrom = Infinity
     model,
     settings: s,
     schedule: cosineSchedule(),
-    batchFor: (step, rng) => batchFor(step, rng, step >= poisonFrom),
+    batchFor: (step, rng) => tinyTrainBatch(step, rng, step >= poisonFrom),
     checkpointDir: dir,
     onStep: (m) => {
       losses.push(m.total);

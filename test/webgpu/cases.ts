@@ -26,6 +26,7 @@ import {
 import type { WebGpuRuntime } from "../../src/tensor/backends/webgpu/index.js";
 import * as G from "../../src/tensor/backends/webgpu/index.js";
 import { Rng } from "../../src/tensor/rng.js";
+import { attentionShape, randomMask, transfusionMask } from "../attention-cases.js";
 
 /** One compared output: the worst error found and the bound it had to stay under. */
 export interface Summary {
@@ -619,59 +620,24 @@ for (const [rows, H, D] of [
   }
 }
 
-function attShape(
-  B: number,
-  T: number,
-  S: number,
-  H: number,
-  Hkv: number,
-  D: number,
-  causal: boolean,
-): AttentionShape {
-  return { B, T, S, H, Hkv, D, scale: 1 / Math.sqrt(D), causal };
-}
-
-function randomMask(s: AttentionShape, seed: number, p: number): Uint8Array {
-  const rng = new Rng(seed);
-  const m = new Uint8Array(s.B * s.T * s.S);
-  for (let i = 0; i < m.length; i++) m[i] = rng.uniform() < p ? 1 : 0;
-  for (let b = 0; b < s.B; b++) {
-    for (const i of [0, Math.floor(s.T / 2), s.T - 1])
-      m.fill(0, (b * s.T + i) * s.S, (b * s.T + i + 1) * s.S);
-  }
-  return m;
-}
-
-/** The Transfusion mask: causal, plus bidirectional inside the image span [lo, hi). */
-function transfusionMask(s: AttentionShape, lo: number, hi: number): Uint8Array {
-  const m = new Uint8Array(s.B * s.T * s.S);
-  for (let b = 0; b < s.B; b++)
-    for (let i = 0; i < s.T; i++)
-      for (let j = 0; j < s.S; j++) {
-        const inImage = i >= lo && i < hi && j >= lo && j < hi;
-        m[(b * s.T + i) * s.S + j] = j <= i || inImage ? 1 : 0;
-      }
-  return m;
-}
-
 for (const c of [
-  { name: "tiny", s: attShape(1, 1, 1, 1, 1, 1, false) },
-  { name: "odd GQA causal", s: attShape(1, 3, 5, 3, 1, 17, true) },
+  { name: "tiny", s: attentionShape(1, 1, 1, 1, 1, 1, false) },
+  { name: "odd GQA causal", s: attentionShape(1, 3, 5, 3, 1, 17, true) },
   {
     name: "Transfusion mask",
-    s: attShape(2, 33, 33, 2, 2, 16, false),
+    s: attentionShape(2, 33, 33, 2, 2, 16, false),
     mask: (s: AttentionShape) => transfusionMask(s, 7, 20),
   },
   {
     name: "random mask with empty rows, T<S",
-    s: attShape(1, 17, 70, 2, 1, 8, false),
+    s: attentionShape(1, 17, 70, 2, 1, 8, false),
     mask: (s: AttentionShape) => randomMask(s, 150, 0.3),
   },
-  { name: "GQA H=4 Hkv=2 causal, S>64", s: attShape(1, 65, 65, 4, 2, 32, true) },
-  { name: "T<S causal (prefix cache)", s: attShape(2, 5, 33, 2, 2, 16, true) },
-  { name: "decode T=1", s: attShape(3, 1, 17, 4, 2, 32, true) },
-  { name: "no mask, not causal, D=65", s: attShape(1, 9, 13, 1, 1, 65, false) },
-  { name: "D=128", s: attShape(1, 3, 7, 2, 2, 128, true) },
+  { name: "GQA H=4 Hkv=2 causal, S>64", s: attentionShape(1, 65, 65, 4, 2, 32, true) },
+  { name: "T<S causal (prefix cache)", s: attentionShape(2, 5, 33, 2, 2, 16, true) },
+  { name: "decode T=1", s: attentionShape(3, 1, 17, 4, 2, 32, true) },
+  { name: "no mask, not causal, D=65", s: attentionShape(1, 9, 13, 1, 1, 65, false) },
+  { name: "D=128", s: attentionShape(1, 3, 7, 2, 2, 128, true) },
 ] as { name: string; s: AttentionShape; mask?: (s: AttentionShape) => Uint8Array }[]) {
   add(`attention ${c.name} and backward`, async (rt) => {
     const { up, out, get } = io(rt);
