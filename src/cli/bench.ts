@@ -13,12 +13,11 @@ import {
   type WebBenchResult,
   type WebBenchTimes,
 } from "../bench/web.js";
-import { resolveCheckpointDir } from "../io/checkpoint.js";
 import type { BackendName } from "../tensor/backends/index.js";
 import { parseInteger } from "./args.js";
-import { addCheckpointFlag, addRunFlags, checkpointOrShipped } from "./flags.js";
+import { addCheckpointFlag, addRunFlags } from "./flags.js";
 import { endProgress, fmt, printJson, progressLine, table } from "./output.js";
-import { startWebServer, webAppDir } from "./serve.js";
+import { servedCheckpoint, startWebServer, webAppDir } from "./serve.js";
 
 /** The options every bench takes besides its own. */
 interface CommonBenchOptions {
@@ -97,9 +96,7 @@ interface WebBenchCliOptions {
  * with the checkpoint (default: the shipped model) by `serve`'s server on a free port.
  */
 async function benchServedApp(o: WebBenchCliOptions = {}): Promise<WebBenchResult> {
-  const folder = checkpointOrShipped(o.checkpoint);
-  // A crash between the two renames of a checkpoint save leaves it in DIR.old (as `serve` reads).
-  const checkpoint = resolveCheckpointDir(folder) ?? folder;
+  const checkpoint = servedCheckpoint(o.checkpoint);
   await checkBrowserBench();
   const server = await startWebServer({
     webDir: webAppDir(),

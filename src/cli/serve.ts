@@ -29,7 +29,7 @@ import { shippedModelDir } from "../io/shipped.js";
 import { VAE_JSON_FILE, VAE_WEIGHTS_FILE } from "../io/vae-files.js";
 import { VQVAE_JSON_FILE, VQVAE_WEIGHTS_FILE } from "../io/vqvae-files.js";
 import { parseInteger } from "./args.js";
-import { addCheckpointFlag, addRunFlags, checkpointFolder } from "./flags.js";
+import { addCheckpointFlag, addRunFlags, checkpointOrShipped } from "./flags.js";
 import { printJson } from "./output.js";
 
 /** Environment variable naming another folder to serve the app from (development, tests). */
@@ -63,25 +63,18 @@ export function webAppDir(): string {
 }
 
 /**
- * Returns the checkpoint served when --checkpoint is not given: the model shipped with the
- * package (models/demo), or null in a package without it (the flag is then required).
+ * Returns the checkpoint folder to serve for a --checkpoint value, or the shipped model without
+ * one (checkpointOrShipped), resolved to DIR.old when a crash between the two renames of a
+ * checkpoint save left it there. `serve`, `export-web` and `bench web` read it this way.
  */
-export function defaultWebCheckpoint(): string | null {
-  return shippedModelDir();
-}
-
-/** Returns the checkpoint folder for the --checkpoint value (or the default), resolved. */
-function webCheckpoint(flag: string | undefined): string {
-  const dir = flag ?? defaultWebCheckpoint();
-  if (dir === null) throw new Error("--checkpoint: give the run or checkpoint folder to serve");
-  const folder = checkpointFolder(dir);
-  // A crash between the two renames of a checkpoint save leaves it in DIR.old.
+export function servedCheckpoint(flag: string | undefined): string {
+  const folder = checkpointOrShipped(flag);
   return resolveCheckpointDir(folder) ?? folder;
 }
 
 /** Adds --checkpoint, required unless a default checkpoint exists. */
 function addWebCheckpointFlag(cmd: Command): Command {
-  return addCheckpointFlag(cmd, { shipped: defaultWebCheckpoint() !== null });
+  return addCheckpointFlag(cmd, { shipped: shippedModelDir() !== null });
 }
 
 /**
@@ -320,7 +313,7 @@ export function registerServe(program: Command): void {
     )
     .option("--host <address>", "address to listen on (0.0.0.0: every interface)", "127.0.0.1");
   addRunFlags(serve).action(async (o) => {
-    const checkpoint = webCheckpoint(o.checkpoint);
+    const checkpoint = servedCheckpoint(o.checkpoint);
     const webDir = webAppDir();
     const server = await startWebServer({ webDir, checkpoint, host: o.host, port: o.port });
     if (o.json) printJson({ url: server.url, checkpoint });
@@ -340,7 +333,7 @@ export function registerServe(program: Command): void {
     `output folder: new, empty, or an earlier export (whose files are replaced, listed in ${EXPORT_MANIFEST})`,
   );
   addRunFlags(exp).action(async (o) => {
-    const checkpoint = webCheckpoint(o.checkpoint);
+    const checkpoint = servedCheckpoint(o.checkpoint);
     const out = resolve(o.out);
     const files = await exportWeb({ webDir: webAppDir(), checkpoint, out });
     if (o.json) printJson({ out, checkpoint, files });
