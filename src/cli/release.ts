@@ -5,7 +5,7 @@
  * does. The package's own model (models/demo) is made this way from `transfusion demo`'s run.
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import type { Command } from "commander";
 import { getDataset } from "../data/datasets/index.js";
 import { evaluatePipeline } from "../eval/evaluate.js";
@@ -87,7 +87,8 @@ export async function releaseCheckpoint(
     const fp = (raw.fingerprints ?? {}) as Record<string, string>;
     raw.fingerprints = { ...fp, [ae]: autoencoderFingerprint(module) };
   }
-  raw.release = { precision: "float16", from: resolve(dir) };
+  // Relative to where the command ran, so a release names no path of the machine that made it.
+  raw.release = { precision: "float16", from: relative(process.cwd(), dir) };
   shipped[CONFIG_FILE] = `${JSON.stringify(raw, null, 2)}\n`;
 
   // Scored as shipped: the pipeline is built from the rounded files, through every load check.
