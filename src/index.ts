@@ -54,7 +54,13 @@ export { loadVqVae, saveVqVae } from "./io/vqvae-files.js";
 // model
 export { makeConfig, PRESETS, type TransfusionConfig, validateConfig } from "./model/config.js";
 export { buildMask, type SequenceLayout } from "./model/layout.js";
-export { type TransfusionBatch, transfusionLoss } from "./model/loss.js";
+export {
+  type LossParts,
+  lossValues,
+  readLossValues,
+  type TransfusionBatch,
+  transfusionLoss,
+} from "./model/loss.js";
 export { Transfusion } from "./model/transfusion.js";
 export { Vae } from "./model/vae.js";
 export { VqVae, type VqVaeConfig, vqvaeConfig } from "./model/vqvae.js";
@@ -65,9 +71,24 @@ export { Module } from "./nn/module.js";
 export { Attention, Block, Mlp } from "./nn/transformer.js";
 // tensor core
 export type { Backend } from "./tensor/backends/backend.js";
+export { setActiveBackend } from "./tensor/backends/current.js";
 export { type BackendName, backend, getBackend, setBackend } from "./tensor/backends/index.js";
+export {
+  createWebGpuBackend,
+  GpuArray,
+  type WebGpuBackend,
+} from "./tensor/backends/webgpu/index.js";
 export * as ops from "./tensor/ops/index.js";
-export { AdamW, clipFactor, cosineLr, gradNorm, PAPER_ADAMW } from "./tensor/optim.js";
+export {
+  AdamW,
+  clipFactor,
+  clipFactorOf,
+  cosineLr,
+  gradNorm,
+  PAPER_ADAMW,
+  readGradNorm,
+} from "./tensor/optim.js";
+export { withArena, withArenaAsync } from "./tensor/pool.js";
 export { Rng } from "./tensor/rng.js";
 export {
   parseSafetensors,

@@ -4,8 +4,6 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { getDataset } from "../src/data/datasets/index.js";
 import { type Document, writeDocuments } from "../src/data/documents.js";
-import { packDocuments, type TokenDocument } from "../src/data/pack.js";
-import type { TransfusionBatch } from "../src/model/loss.js";
 import { type BackendName, setBackend, tryNativeBackend } from "../src/tensor/backends/index.js";
 import { Rng } from "../src/tensor/rng.js";
 import { readSafetensorsFile, writeSafetensorsFile } from "../src/tensor/safetensors.js";
@@ -13,6 +11,14 @@ import { noGrad, type Tensor } from "../src/tensor/tensor.js";
 import type { RunEvent, RunOptions } from "../src/train/run.js";
 
 /** Returns the backends available here: js always, native when the addon is built. */
+/** Returns t's gradient as a host array (null without one); throws for a device gradient. */
+export function hostGrad(t: Tensor): Float32Array | null {
+  const g = t.grad;
+  if (g !== null && !(g instanceof Float32Array))
+    throw new Error(`${t}: gradient in device memory`);
+  return g;
+}
+
 export function availableBackends(): BackendName[] {
   return tryNativeBackend().backend ? ["js", "native"] : ["js"];
 }
@@ -75,7 +81,7 @@ export function gradCheck(
       return s;
     });
   inputs.forEach((x, xi) => {
-    const grad = x.grad ?? new Float32Array(x.size);
+    const grad = hostGrad(x) ?? new Float32Array(x.size);
     let gmax = 0;
     for (let i = 0; i < grad.length; i++) gmax = Math.max(gmax, Math.abs(grad[i]!));
     const idx =
@@ -180,32 +186,4 @@ export async function shapesDocsFile(
   return file;
 }
 
-/**
- * Returns a tiny training batch for models with 4×4×4 latents and 2×2 patches: three documents
- * of 3 random text tokens and an image at a random timestep, in rows of 32; with `poison` the
- * first latent value is NaN (for the trainer's non-finite-step handling).
- */
-export function tinyTrainBatch(_step: number, rng: Rng, poison = false): TransfusionBatch {
-  const docs: TokenDocument[] = [];
-  for (let d = 0; d < 3; d++) {
-    docs.push({
-      segments: [
-        { text: Array.from({ length: 3 }, () => 4 + rng.int(20)) },
-        { image: d, t: rng.int(1000) },
-      ],
-    });
-  }
-  const { layout } = packDocuments(docs, {
-    seqLen: 32,
-    gridH: 2,
-    gridW: 2,
-    boiId: 1,
-    eoiId: 2,
-    padId: 0,
-    eodId: 3,
-  });
-  const latents = new Float32Array(layout.images.length * 64);
-  rng.fillNormal(latents);
-  if (poison) latents[0] = Number.NaN;
-  return { layout, latents };
-}
+export { tinyTrainBatch } from "./batches.js";

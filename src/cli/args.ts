@@ -89,7 +89,7 @@ export function parseShapesDifficulty(v: string): ShapesDifficulty {
 
 /** Returns the backend name from the value of --backend. */
 export function parseBackend(v: string): BackendName {
-  return parseChoice(v, "--backend", ["js", "native"] as const);
+  return parseChoice(v, "--backend", ["js", "native", "webgpu"] as const);
 }
 
 /** Returns a sampler name from the value of --sampler. */

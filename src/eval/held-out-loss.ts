@@ -9,7 +9,7 @@ import { cosineSchedule } from "../diffusion/schedule.js";
 import type { TransfusionPipeline } from "../generate/pipeline.js";
 import { isDiscrete, type TransfusionConfig, textVocab } from "../model/config.js";
 import type { SequenceLayout } from "../model/layout.js";
-import { transfusionLoss } from "../model/loss.js";
+import { lossValues, transfusionLoss } from "../model/loss.js";
 import { crossEntropy } from "../tensor/ops/nn.js";
 import { mixSeed, Rng } from "../tensor/rng.js";
 import { noGrad, Tensor } from "../tensor/tensor.js";
@@ -118,7 +118,7 @@ export function heldOutImageLoss(
     const parts = noGrad(() =>
       transfusionLoss(pipeline.model, { layout, latents: images.latents }, schedule, rng),
     );
-    total += parts.image * chunk.length;
+    total += lossValues(parts).image * chunk.length;
     count += chunk.length;
   }
   return total / count;

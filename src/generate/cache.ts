@@ -39,7 +39,9 @@ export class DecodeState {
   ) {
     const c = model.config;
     const per = batch * capacity * c.dim; // Hkv·D = dim (no grouped-query heads in this model)
-    this.layers = model.layers.map(() => ({ k: new Float32Array(per), v: new Float32Array(per) }));
+    const shape = [batch, capacity, c.heads, c.dim / c.heads];
+    const empty = () => new Tensor(new Float32Array(per), shape);
+    this.layers = model.layers.map(() => ({ k: empty(), v: empty() }));
     this.valid = new Uint8Array(batch * capacity);
     this.nextPos = new Int32Array(batch);
   }
@@ -231,6 +233,6 @@ export class DecodeState {
 function pooled(fn: () => Tensor): Tensor {
   return withArena(() => {
     const t = noGrad(fn);
-    return new Tensor(t.f32.slice(), t.shape);
+    return t.clone();
   });
 }

@@ -113,8 +113,8 @@ export function optimizerTensors(
   for (const [name, t] of model.namedParameters()) {
     const i = index.get(t);
     if (i === undefined) continue;
-    out[`adam_m.${name}`] = { shape: [...t.shape], data: opt.m[i]! };
-    out[`adam_v.${name}`] = { shape: [...t.shape], data: opt.v[i]! };
+    out[`adam_m.${name}`] = { shape: [...t.shape], data: opt.m[i]!.f32 };
+    out[`adam_v.${name}`] = { shape: [...t.shape], data: opt.v[i]!.f32 };
   }
   return out;
 }
@@ -131,8 +131,8 @@ export function loadOptimizerTensors(
   for (const [name, t] of model.namedParameters()) {
     const i = index.get(t);
     if (i === undefined) continue;
-    opt.m[i]!.set(floatTensor(file, source, `adam_m.${name}`, t.shape));
-    opt.v[i]!.set(floatTensor(file, source, `adam_v.${name}`, t.shape));
+    opt.m[i]!.f32.set(floatTensor(file, source, `adam_m.${name}`, t.shape));
+    opt.v[i]!.f32.set(floatTensor(file, source, `adam_v.${name}`, t.shape));
   }
 }
 

@@ -15,7 +15,7 @@ import { add, mul, scale } from "../tensor/ops/elementwise.js";
 import { crossEntropy, mseLoss } from "../tensor/ops/nn.js";
 import { sum } from "../tensor/ops/reduce.js";
 import type { Rng } from "../tensor/rng.js";
-import { Tensor } from "../tensor/tensor.js";
+import { noGrad, Tensor } from "../tensor/tensor.js";
 import { isDiscrete, patchesPerImage, type TransfusionConfig, textVocab } from "./config.js";
 
 export type { TransfusionBatch } from "../data/layout.js";
@@ -27,11 +27,36 @@ type Objective = TransfusionConfig["objective"];
 export interface LossParts {
   /** The differentiable total L_LM + λ·L_DDPM. */
   total: Tensor;
-  lm: number;
-  image: number;
+  /** The mean next-token loss over text targets (one element; null without text targets). */
+  lm: Tensor | null;
+  /**
+   * The mean diffusion loss over diffusing images, or for the discrete model the mean
+   * next-token loss over image codes (one element; null without any).
+   */
+  image: Tensor | null;
   /** Text targets and diffusing images that contributed. */
   textTargets: number;
   images: number;
+}
+
+/** The values of a LossParts (0 for a part that is absent). */
+export interface LossValues {
+  total: number;
+  lm: number;
+  image: number;
+}
+
+/** Returns the values of `p` on a host backend (see readLossValues for every backend). */
+export function lossValues(p: LossParts): LossValues {
+  return { total: p.total.item(), lm: p.lm?.item() ?? 0, image: p.image?.item() ?? 0 };
+}
+
+/** Returns the values of `p` once they are computed, on every backend. */
+export async function readLossValues(p: LossParts): Promise<LossValues> {
+  const [total, lm, image] = await Promise.all(
+    [p.total, p.lm, p.image].map((t) => (t ? t.readItem() : 0)),
+  );
+  return { total: total!, lm: lm!, image: image! };
 }
 
 /** A batch's images prepared for the diffusion loss. */
@@ -175,25 +200,21 @@ function discreteLoss(model: Transfusion, batch: TransfusionBatch): LossParts {
   const firstCode = textVocab(model.config);
   const targets = out.textTargets;
   const perTarget = crossEntropy(out.textLogits, targets, "none");
-  const w = new Float32Array(targets.length).fill(1 / targets.length);
-  const total = sum(mul(perTarget, new Tensor(w, [w.length])));
-  let text = 0;
+  const n = targets.length;
+  const weighted = (w: Float32Array) => sum(mul(perTarget, new Tensor(w, [n])));
+  const total = weighted(new Float32Array(n).fill(1 / n));
   let codes = 0;
-  let textSum = 0;
-  let codeSum = 0;
-  perTarget.f32.forEach((l, i) => {
-    if (targets[i]! >= firstCode) {
-      codes++;
-      codeSum += l;
-    } else {
-      text++;
-      textSum += l;
-    }
-  });
+  for (const t of targets) if (t >= firstCode) codes++;
+  const text = n - codes;
+  // The mean over one kind of target: weight 1/count on its targets, 0 elsewhere.
+  const meanOver = (count: number, isCode: boolean) =>
+    count > 0
+      ? weighted(Float32Array.from(targets, (t) => (t >= firstCode === isCode ? 1 / count : 0)))
+      : null;
   return {
     total,
-    lm: text ? textSum / text : 0,
-    image: codes ? codeSum / codes : 0,
+    lm: noGrad(() => meanOver(text, false)),
+    image: noGrad(() => meanOver(codes, true)),
     textTargets: text,
     // Each image contributes one target per code (BOI predicts the first).
     images: codes / patchesPerImage(model.config),
@@ -236,8 +257,8 @@ export function transfusionLoss(
   else throw new Error("transfusionLoss: the batch has neither text targets nor diffusing images");
   return {
     total,
-    lm: lm ? lm.item() : 0,
-    image: img ? img.item() : 0,
+    lm,
+    image: img,
     textTargets: out.textRows.length,
     images: diffusing,
   };

@@ -3,16 +3,17 @@
  * key/value cache. generate/cache.ts owns the caches and decides when their length advances.
  * Inference only: no gradient flows into a cache.
  */
+import { backend } from "../tensor/backends/current.js";
 import { add } from "../tensor/ops/elementwise.js";
 import { attention, rope } from "../tensor/ops/nn.js";
-import { Tensor } from "../tensor/tensor.js";
+import type { Tensor } from "../tensor/tensor.js";
 import type { ModalityRows } from "./modality.js";
 import type { Attention, Block } from "./transformer.js";
 
 /** Keys/values of one layer for incremental decoding: [B, capacity, Hkv, D] each. */
 export interface LayerCache {
-  k: Float32Array;
-  v: Float32Array;
+  k: Tensor;
+  v: Tensor;
 }
 
 /** Where new positions go in a cache and what they may see. */
@@ -47,14 +48,22 @@ function attendCached(attn: Attention, x: Tensor, step: CacheStep, cache: LayerC
   const [q0, k0, v] = attn.project(x, step.modality);
   const q = rope(q0, step.cos, step.sin);
   const k = rope(k0, step.cos, step.sin);
+  // Row b's T new positions go to cache columns offset … offset + T − 1 of row b.
   const row = Hkv * D;
-  for (let b = 0; b < B; b++) {
-    const dst = (b * step.capacity + step.offset) * row;
-    cache.k.set(k.f32.subarray(b * T * row, (b + 1) * T * row), dst);
-    cache.v.set(v.f32.subarray(b * T * row, (b + 1) * T * row), dst);
-  }
-  const K = new Tensor(cache.k, [B, step.capacity, Hkv, D]);
-  const V = new Tensor(cache.v, [B, step.capacity, Hkv, D]);
-  const y = attention(q, K, V, { mask: step.mask });
+  const shape = [B, T * row];
+  const into = (src: Tensor, dst: Tensor) =>
+    backend().copyStrided(
+      src.store,
+      0,
+      [T * row, 1],
+      dst.store,
+      step.offset * row,
+      [step.capacity * row, 1],
+      shape,
+      false,
+    );
+  into(k, cache.k);
+  into(v, cache.v);
+  const y = attention(q, cache.k, cache.v, { mask: step.mask });
   return attn.output(y, step.modality);
 }

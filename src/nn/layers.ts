@@ -4,8 +4,8 @@ import { linear } from "../tensor/ops/linalg.js";
 import { groupNorm, layerNorm, rmsNorm } from "../tensor/ops/nn.js";
 import { gather } from "../tensor/ops/shape.js";
 import type { Rng } from "../tensor/rng.js";
-import { ones, type Tensor, zeros } from "../tensor/tensor.js";
-import { Module, normalInit, uniformInit } from "./module.js";
+import { ones, type Tensor } from "../tensor/tensor.js";
+import { Module, normalInit, uniformInit, zeroInit } from "./module.js";
 
 export interface LinearOptions {
   bias?: boolean;
@@ -26,7 +26,7 @@ export class Linear extends Module {
     super();
     const std = opts.std ?? 1 / Math.sqrt(inFeatures);
     this.weight = this.param("weight", normalInit([outFeatures, inFeatures], rng, std));
-    this.bias = opts.bias ? this.param("bias", zeros([outFeatures])) : undefined;
+    this.bias = opts.bias ? this.param("bias", zeroInit([outFeatures])) : undefined;
   }
   /** Returns the layer applied to x [..., in]. */
   forward(x: Tensor): Tensor {
@@ -78,7 +78,7 @@ export class LayerNorm extends Module {
   ) {
     super();
     this.weight = this.param("weight", ones([dim]));
-    this.bias = this.param("bias", zeros([dim]));
+    this.bias = this.param("bias", zeroInit([dim]));
   }
   /** Returns x normalised over its last axis. */
   forward(x: Tensor): Tensor {
@@ -107,7 +107,7 @@ export class GroupNorm extends Module {
     if (channels % groups !== 0)
       throw new Error(`GroupNorm: ${channels} channels, ${groups} groups`);
     this.weight = this.param("weight", ones([channels]));
-    this.bias = this.param("bias", zeros([channels]));
+    this.bias = this.param("bias", zeroInit([channels]));
   }
   /** Returns x normalised per group. */
   forward(x: Tensor): Tensor {
@@ -133,7 +133,7 @@ export class Conv2d extends Module {
       "weight",
       uniformInit([outChannels, inChannels, kernel, kernel], rng, bound),
     );
-    this.bias = this.param("bias", zeros([outChannels]));
+    this.bias = this.param("bias", zeroInit([outChannels]));
   }
   /** Returns the convolution of x [N, in, H, W]. */
   forward(x: Tensor): Tensor {

@@ -1,6 +1,6 @@
 /** Module: a named tree of parameters, so checkpoints get stable, documented tensor names. */
 import type { Rng } from "../tensor/rng.js";
-import { type Tensor, zeros } from "../tensor/tensor.js";
+import { full, rand, randn, type Tensor } from "../tensor/tensor.js";
 
 /**
  * A node of the parameter tree, whose registered names join into dotted tensor names
@@ -49,16 +49,20 @@ export abstract class Module {
   }
 }
 
+// Parameters are born in host memory (a device backend moves each to the device when an op
+// first uses it), so initialisation and checkpoint loading write them directly.
+
 /** Returns a parameter tensor drawn from N(0, std²). */
 export function normalInit(shape: number[], rng: Rng, std: number): Tensor {
-  const t = zeros(shape);
-  rng.fillNormal(t.f32, 0, std);
-  return t;
+  return randn(shape, rng, std);
 }
 
 /** Returns a parameter tensor drawn uniformly from ±bound. */
 export function uniformInit(shape: number[], rng: Rng, bound: number): Tensor {
-  const t = zeros(shape);
-  rng.fillUniform(t.f32, -bound, bound);
-  return t;
+  return rand(shape, rng, -bound, bound);
+}
+
+/** Returns a parameter tensor of zeros. */
+export function zeroInit(shape: number[]): Tensor {
+  return full(shape, 0);
 }

@@ -1,6 +1,7 @@
 /** AdamW with a fused update, global-norm gradient clipping, and the warmup + cosine schedule. */
 import { backend } from "./backends/current.js";
-import type { Tensor } from "./tensor.js";
+import { type FloatStore, isHost } from "./storage.js";
+import { Tensor } from "./tensor.js";
 
 export interface AdamWOptions {
   lr: number;
@@ -28,16 +29,17 @@ export interface ParamGroupEntry {
 export class AdamW {
   readonly options: AdamWOptions;
   readonly entries: ParamGroupEntry[];
-  readonly m: Float32Array[];
-  readonly v: Float32Array[];
+  /** First and second moments, one tensor per parameter (kept where the parameters are). */
+  readonly m: Tensor[];
+  readonly v: Tensor[];
   /** Number of updates taken so far. */
   step = 0;
 
   constructor(params: Array<Tensor | ParamGroupEntry>, options: Partial<AdamWOptions> = {}) {
     this.options = { ...PAPER_ADAMW, ...options };
     this.entries = params.map((p) => ("param" in p ? p : { param: p, decay: p.rank >= 2 }));
-    this.m = this.entries.map((e) => new Float32Array(e.param.size));
-    this.v = this.entries.map((e) => new Float32Array(e.param.size));
+    this.m = this.entries.map((e) => new Tensor(new Float32Array(e.param.size), e.param.shape));
+    this.v = this.entries.map((e) => new Tensor(new Float32Array(e.param.size), e.param.shape));
   }
 
   /**
@@ -55,10 +57,10 @@ export class AdamW {
       if (!g) return;
       const wd = e.decay ? weightDecay : 0;
       be.adamw(
-        e.param.f32,
+        e.param.store,
         g,
-        this.m[i]!,
-        this.v[i]!,
+        this.m[i]!.store,
+        this.v[i]!.store,
         e.param.size,
         lr,
         beta1,
@@ -78,12 +80,41 @@ export class AdamW {
   }
 }
 
-/** Returns the global L2 norm of all gradients (missing gradients count as zero). */
-export function gradNorm(params: readonly Tensor[]): number {
+/** Returns each parameter's Σ grad² (0 without a gradient) in one array of the backend. */
+function gradSquares(params: readonly Tensor[]): FloatStore {
   const be = backend();
+  const parts = be.alloc(params.length);
+  params.forEach((p, i) => {
+    if (p.grad) be.sumSquares(p.grad, p.size, parts, i);
+  });
+  return parts;
+}
+
+/** Returns √(Σ parts) summed in double. */
+function rootSum(parts: Float32Array): number {
   let s = 0;
-  for (const p of params) if (p.grad) s += be.sumSquares(p.grad, p.size);
+  for (const x of parts) s += x;
   return Math.sqrt(s);
+}
+
+/**
+ * Returns the global L2 norm of all gradients (missing gradients count as zero), on a host
+ * backend; `readGradNorm` works on every backend.
+ */
+export function gradNorm(params: readonly Tensor[]): number {
+  const parts = gradSquares(params);
+  if (!isHost(parts)) {
+    throw new Error(
+      `gradNorm: gradients are in ${parts.device} memory; use \`await readGradNorm(params)\``,
+    );
+  }
+  return rootSum(parts);
+}
+
+/** Returns the global L2 norm of all gradients once they are computed, on every backend. */
+export async function readGradNorm(params: readonly Tensor[]): Promise<number> {
+  const parts = gradSquares(params);
+  return rootSum(isHost(parts) ? parts : await backend().read(parts, params.length));
 }
 
 /**
@@ -94,9 +125,12 @@ export function clipFactor(
   params: readonly Tensor[],
   maxNorm: number,
 ): { norm: number; factor: number } {
-  const norm = gradNorm(params);
-  const factor = maxNorm > 0 && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
-  return { norm, factor };
+  return clipFactorOf(gradNorm(params), maxNorm);
+}
+
+/** Returns the clipping factor of a gradient norm (see clipFactor). */
+export function clipFactorOf(norm: number, maxNorm: number): { norm: number; factor: number } {
+  return { norm, factor: maxNorm > 0 && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1 };
 }
 
 export interface CosineSchedule {

@@ -1,5 +1,8 @@
 /**
  * Tensor: a shaped float32 (or int32) array that can take part in reverse-mode autodiff.
+ * Float values live where the active backend keeps them (storage.ts): a host Float32Array, or
+ * a device array that host code reaches with `await tensor.read()`. A host tensor used by a
+ * device backend's op moves to the device once (`store`).
  *
  * Every op records, when gradients are enabled and an input requires one, a node holding a
  * closure that maps the output gradient to input gradients. `backward()` runs those closures
@@ -7,8 +10,9 @@
  * step ends.
  */
 import { backend } from "./backends/current.js";
-import { alloc, allocRaw } from "./pool.js";
+import { alloc } from "./pool.js";
 import type { Rng } from "./rng.js";
+import { type DeviceArray, type FloatStore, isHost } from "./storage.js";
 
 export type DType = "f32" | "i32";
 export type Shape = readonly number[];
@@ -17,7 +21,7 @@ export type Shape = readonly number[];
 export interface Node {
   readonly inputs: readonly Tensor[];
   /** Receives the output gradient (read-only) and accumulates into input gradients. */
-  readonly backward: (gOut: Float32Array) => void;
+  readonly backward: (gOut: FloatStore) => void;
   readonly op: string;
 }
 
@@ -69,18 +73,21 @@ export class Tensor {
   readonly shape: Shape;
   readonly size: number;
   readonly dtype: DType;
-  /** Row-major contents. Float32Array for f32, Int32Array for i32. */
-  data: Float32Array | Int32Array;
+  /**
+   * Row-major contents: Int32Array for i32; for f32 a Float32Array or, once a device backend
+   * has used the tensor, that backend's array.
+   */
+  data: Float32Array | Int32Array | DeviceArray;
   /** Whether gradients flow to this tensor. */
   requiresGrad: boolean;
-  /** Accumulated gradient (leaf tensors keep it after backward). */
-  grad: Float32Array | null = null;
+  /** Accumulated gradient (leaf tensors keep it after backward), where the backend keeps it. */
+  grad: FloatStore | null = null;
   /** The op that produced this tensor, while the graph is alive. */
   node: Node | null = null;
   /** Optional name (parameters use their checkpoint name). */
   name: string | undefined;
 
-  constructor(data: Float32Array | Int32Array, shape: Shape, requiresGrad = false) {
+  constructor(data: Float32Array | Int32Array | DeviceArray, shape: Shape, requiresGrad = false) {
     checkShape(shape, "Tensor");
     const size = sizeOf(shape);
     if (data.length !== size) {
@@ -98,10 +105,37 @@ export class Tensor {
     this.requiresGrad = requiresGrad;
   }
 
-  /** Returns the float32 contents, or throws for an int tensor. */
+  /**
+   * Returns the float32 contents in host memory; throws for an int tensor, and for one in
+   * device memory (read it with `await tensor.read()`).
+   */
   get f32(): Float32Array {
-    if (!(this.data instanceof Float32Array)) throw new Error("expected a float32 tensor");
-    return this.data;
+    const d = this.data;
+    if (d instanceof Float32Array) return d;
+    if (d instanceof Int32Array) throw new Error("expected a float32 tensor");
+    throw new Error(
+      `${this}: the values are in ${d.device} memory; read them with \`await tensor.read()\``,
+    );
+  }
+
+  /**
+   * Returns the float32 contents where the active backend keeps them, for passing to its
+   * kernels: a host tensor used under a device backend is uploaded once and stays there.
+   */
+  get store(): FloatStore {
+    const d = this.data;
+    if (d instanceof Int32Array) throw new Error("expected a float32 tensor");
+    const be = backend();
+    if (be.device) {
+      if (isHost(d)) this.data = be.upload(d);
+      return this.data as FloatStore;
+    }
+    if (!isHost(d)) {
+      throw new Error(
+        `${this}: the values are in ${d.device} memory but the active backend is ${be.name}`,
+      );
+    }
+    return d;
   }
 
   /** Returns the int32 contents, or throws for a float tensor. */
@@ -114,15 +148,31 @@ export class Tensor {
     return this.shape.length;
   }
 
-  /** Returns the single value of a one-element tensor. */
+  /** Returns the single value of a one-element host tensor (see `read` for any tensor). */
   item(): number {
     if (this.size !== 1) throw new Error(`item(): tensor has ${this.size} elements, not 1`);
-    return this.data[0]!;
+    return this.dtype === "i32" ? this.i32[0]! : this.f32[0]!;
   }
 
-  /** Returns a plain array copy of the contents. */
+  /** Returns a plain array copy of a host tensor's contents (see `read` for any tensor). */
   toArray(): number[] {
-    return Array.from(this.data);
+    return Array.from(this.dtype === "i32" ? this.i32 : this.f32);
+  }
+
+  /**
+   * Returns a host copy of the contents once every op that produces them has run: works on
+   * every backend, and is the only way to see a device tensor's values.
+   */
+  async read(): Promise<Float32Array | Int32Array> {
+    const d = this.data;
+    if (d instanceof Int32Array || d instanceof Float32Array) return d.slice();
+    return backend().read(d, this.size);
+  }
+
+  /** Returns the single value of a one-element tensor, on every backend. */
+  async readItem(): Promise<number> {
+    if (this.size !== 1) throw new Error(`readItem(): tensor has ${this.size} elements, not 1`);
+    return (await this.read())[0]!;
   }
 
   /** Returns a tensor sharing this data, cut from the graph. */
@@ -130,9 +180,11 @@ export class Tensor {
     return new Tensor(this.data, this.shape, false);
   }
 
-  /** Returns a deep copy (no graph). */
+  /** Returns a deep copy (no graph), where the contents are. */
   clone(): Tensor {
-    return new Tensor(this.data.slice(), this.shape, false);
+    const d = this.data;
+    if (d instanceof Int32Array) return new Tensor(d.slice(), this.shape, false);
+    return new Tensor(copyOf(this.store), this.shape, false);
   }
 
   /** Clears the accumulated gradient. */
@@ -145,7 +197,7 @@ export class Tensor {
    * gradient. Gradients accumulate into `grad` of every tensor that requires one; the graph
    * is freed afterwards.
    */
-  backward(seed?: Float32Array): void {
+  backward(seed?: FloatStore): void {
     if (!this.requiresGrad) throw new Error("backward(): tensor does not require gradients");
     let g = seed;
     if (!g) {
@@ -153,7 +205,8 @@ export class Tensor {
       g = new Float32Array([1]);
     }
     if (g.length !== this.size) throw new Error("backward(): seed has the wrong size");
-    runBackward(this, g);
+    const be = backend();
+    runBackward(this, be.device && isHost(g) ? be.upload(g) : g);
   }
 
   toString(): string {
@@ -161,17 +214,26 @@ export class Tensor {
   }
 }
 
+/** Returns a fresh copy of x on the active backend (not pooled: the copy may outlive a step). */
+export function copyOf(x: FloatStore): FloatStore {
+  if (isHost(x)) return x.slice();
+  const be = backend();
+  const out = be.alloc(x.length);
+  be.axpy(x.length, 1, x, out);
+  return out;
+}
+
 /** Adds g into t.grad. `owned` means g is a fresh buffer the tensor may keep. */
-export function accumulateGrad(t: Tensor, g: Float32Array, owned: boolean): void {
+export function accumulateGrad(t: Tensor, g: FloatStore, owned: boolean): void {
   if (!t.requiresGrad) return;
   if (t.grad === null) {
-    t.grad = owned ? g : g.slice();
+    t.grad = owned ? g : copyOf(g);
   } else {
     backend().axpy(t.size, 1, g, t.grad);
   }
 }
 
-function runBackward(root: Tensor, seed: Float32Array): void {
+function runBackward(root: Tensor, seed: FloatStore): void {
   // Topological order by iterative DFS (graphs can be thousands of nodes deep).
   const order: Tensor[] = [];
   const visited = new Set<Tensor>();
@@ -218,7 +280,7 @@ export function record(
   op: string,
   out: Tensor,
   inputs: Tensor[],
-  backwardFn: (gOut: Float32Array) => void,
+  backwardFn: (gOut: FloatStore) => void,
 ): Tensor {
   if (needsGrad(...inputs)) {
     out.requiresGrad = true;
@@ -238,7 +300,7 @@ export function zeros(shape: Shape, requiresGrad = false): Tensor {
 /** Returns a float32 tensor whose contents are undefined (for outputs a kernel overwrites). */
 export function empty(shape: Shape): Tensor {
   checkShape(shape, "empty");
-  return new Tensor(allocRaw(sizeOf(shape)), shape, false);
+  return new Tensor(alloc(sizeOf(shape), true), shape, false);
 }
 
 /** Returns a float32 tensor filled with `value`. */
@@ -264,16 +326,18 @@ export function intTensor(values: ArrayLike<number>, shape?: Shape): Tensor {
   return new Tensor(data, shape ?? [data.length], false);
 }
 
-/** Returns a tensor of normal samples. */
+/** Returns a tensor of normal samples (drawn on the host). */
 export function randn(shape: Shape, rng: Rng, std = 1, requiresGrad = false): Tensor {
-  const t = zeros(shape, requiresGrad);
-  rng.fillNormal(t.f32, 0, std);
-  return t;
+  checkShape(shape, "randn");
+  const data = new Float32Array(sizeOf(shape));
+  rng.fillNormal(data, 0, std);
+  return new Tensor(data, shape, requiresGrad);
 }
 
-/** Returns a tensor of uniform samples in [lo, hi). */
+/** Returns a tensor of uniform samples in [lo, hi) (drawn on the host). */
 export function rand(shape: Shape, rng: Rng, lo = 0, hi = 1, requiresGrad = false): Tensor {
-  const t = zeros(shape, requiresGrad);
-  rng.fillUniform(t.f32, lo, hi);
-  return t;
+  checkShape(shape, "rand");
+  const data = new Float32Array(sizeOf(shape));
+  rng.fillUniform(data, lo, hi);
+  return new Tensor(data, shape, requiresGrad);
 }

@@ -20,7 +20,7 @@ import {
   writeSafetensorsFile,
 } from "../io/checkpoint.js";
 import { checkFiniteSaving } from "../io/integrity.js";
-import { type TransfusionBatch, transfusionLoss } from "../model/loss.js";
+import { lossValues, type TransfusionBatch, transfusionLoss } from "../model/loss.js";
 import type { Transfusion } from "../model/transfusion.js";
 import { backend } from "../tensor/backends/index.js";
 import { AdamW } from "../tensor/optim.js";
@@ -167,7 +167,8 @@ export class Trainer {
       this.o.schedule,
       new Rng(stepSeed(seed, this.step, 2)),
     );
-    const total = parts.total.item();
+    const values = lossValues(parts);
+    const total = values.total;
     parts.total.backward();
     const { lr, gradNorm: norm, applied: finite } = this.stepper.apply(this.step, total);
     if (finite) {
@@ -188,8 +189,8 @@ export class Trainer {
     const stepSeconds = this.stepper.stepSeconds();
     return {
       step: this.step,
-      lm: parts.lm,
-      image: parts.image,
+      lm: values.lm,
+      image: values.image,
       total,
       images: parts.images,
       lr,

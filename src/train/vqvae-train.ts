@@ -160,8 +160,8 @@ function resetMoments(opt: AdamW, codebook: Tensor, rows: number[]): void {
   const i = opt.entries.findIndex((e) => e.param === codebook);
   const D = codebook.shape[1]!;
   for (const k of rows) {
-    opt.m[i]!.fill(0, k * D, (k + 1) * D);
-    opt.v[i]!.fill(0, k * D, (k + 1) * D);
+    opt.m[i]!.f32.fill(0, k * D, (k + 1) * D);
+    opt.v[i]!.f32.fill(0, k * D, (k + 1) * D);
   }
 }
 

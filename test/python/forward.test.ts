@@ -14,7 +14,7 @@ import {
   writeJson,
 } from "../../src/io/checkpoint.js";
 import { makeConfig, type TransfusionConfig } from "../../src/model/config.js";
-import { noiseBatch, transfusionLoss } from "../../src/model/loss.js";
+import { lossValues, noiseBatch, transfusionLoss } from "../../src/model/loss.js";
 import { Transfusion } from "../../src/model/transfusion.js";
 import { Rng } from "../../src/tensor/rng.js";
 import {
@@ -23,6 +23,7 @@ import {
   writeSafetensorsFile,
 } from "../../src/tensor/safetensors.js";
 import { noGrad, type Tensor } from "../../src/tensor/tensor.js";
+import { hostGrad } from "../helpers.js";
 import { relErr, relErrScalar, runPythonJson, skipWithoutTorch, tempDir } from "./helpers.js";
 
 /** Largest relative errors allowed (max |a − b| / max |a|). */
@@ -181,7 +182,7 @@ function buildCase(dir: string, c: (typeof CASES)[number], seed: number): CaseDa
   parts.total.backward();
   const grads = new Map<string, Float32Array>();
   for (const [name, p] of model.namedParameters()) {
-    grads.set(name, p.grad ? p.grad.slice() : new Float32Array(p.size));
+    grads.set(name, p.grad ? hostGrad(p)!.slice() : new Float32Array(p.size));
   }
   return {
     dir,
@@ -191,9 +192,7 @@ function buildCase(dir: string, c: (typeof CASES)[number], seed: number): CaseDa
     xt: xt ? xt.f32 : null,
     tModel,
     loss: {
-      total: parts.total.item(),
-      lm: parts.lm,
-      image: parts.image,
+      ...lossValues(parts),
       textTargets: parts.textTargets,
       images: parts.images,
     },

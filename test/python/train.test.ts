@@ -233,8 +233,8 @@ test("train.py's optimiser is the TypeScript trainer's: learning rate, clipping,
   named.forEach(([n, p], i) => {
     const want: Array<[string, Float32Array]> = [
       ["param", p.f32],
-      ["adam_m", opt.m[i]!],
-      ["adam_v", opt.v[i]!],
+      ["adam_m", opt.m[i]!.f32],
+      ["adam_v", opt.v[i]!.f32],
       ["ema", ema.get(n)!],
     ];
     for (const [kind, ts] of want) {

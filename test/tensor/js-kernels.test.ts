@@ -571,11 +571,14 @@ describe("layout", () => {
     });
   }
 
-  test("sumSquares sums the first n squares in float64", () => {
+  test("sumSquares writes the sum of the first n squares, accumulated in float64, to out[at]", () => {
     const x = new Float32Array([1, -2, 3, 100]);
-    assert.equal(K.sumSquares(x, 3), 14);
+    const out = new Float32Array(3);
+    K.sumSquares(x, 3, out, 1);
+    assert.deepEqual(Array.from(out), [0, 14, 0]);
     const big = new Float32Array(4096).fill(1.1);
-    assert.ok(Math.abs(K.sumSquares(big, 4096) - 4096 * Math.fround(1.1) ** 2) < 1e-9);
+    K.sumSquares(big, 4096, out, 2);
+    assert.equal(out[2], Math.fround(4096 * Math.fround(1.1) ** 2));
   });
 
   test("gatherRows copies rows; scatterAddRows adds them back, repeats included", () => {

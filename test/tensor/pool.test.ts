@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { TransformerLM } from "../../src/nn/lm.js";
 import { AdamW } from "../../src/tensor/optim.js";
-import { alloc, pooledBytes, setPoolDebug, withArena } from "../../src/tensor/pool.js";
+import { allocHost, pooledBytes, setPoolDebug, withArena } from "../../src/tensor/pool.js";
 import { Rng } from "../../src/tensor/rng.js";
 import { intTensor } from "../../src/tensor/tensor.js";
 import { availableBackends, withBackend } from "../helpers.js";
@@ -60,12 +60,12 @@ for (const be of availableBackends()) {
 test("an arena hands buffers back and reuses them, zeroed", () => {
   let first: Float32Array | null = null;
   withArena(() => {
-    first = alloc(1234);
+    first = allocHost(1234);
     first.fill(7);
   });
   assert.ok(pooledBytes() >= 1234 * 4);
   withArena(() => {
-    const again = alloc(1234);
+    const again = allocHost(1234);
     assert.equal(again, first);
     assert.ok(again.every((v) => v === 0));
   });

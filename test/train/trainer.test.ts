@@ -91,7 +91,7 @@ test("a state holding NaN is never checkpointed; the previous checkpoint stays",
     /refusing to save .*ckpt\/model\.safetensors: tensor "norm\.weight" holds NaN at index 1/,
   );
   t.trainer.ema.get("norm.weight")![1] = 1;
-  t.trainer.opt.v[0]![0] = Number.POSITIVE_INFINITY;
+  t.trainer.opt.v[0]!.f32[0] = Number.POSITIVE_INFINITY;
   assert.throws(
     () => t.trainer.save(),
     /train_state\.safetensors: tensor "adam_v\.[^"]+" holds Infinity/,

@@ -13,6 +13,7 @@ import { build } from "esbuild";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { CHROMIUM, chromiumSkip, ROOT } from "../web/browser.js";
 import { CASES, type Summary } from "./cases.js";
+import { MODEL_CASES } from "./model-cases.js";
 
 /** Returns the test page's script: cases.ts and the kernels bundled for the browser. */
 async function bundlePage(): Promise<string> {
@@ -83,6 +84,10 @@ describe("webgpu kernels against js", { skip: chromiumSkip }, () => {
     assert.deepEqual(pageErrors, []);
     // The page's case list must be the one these tests were declared from.
     assert.deepEqual(await page.evaluate("globalThis.webgpuTest.cases"), CASES);
+    assert.deepEqual(
+      await page.evaluate("globalThis.webgpuTest.modelCases"),
+      MODEL_CASES.map((c) => c.name),
+    );
   });
 
   after(async () => {
@@ -102,15 +107,20 @@ describe("webgpu kernels against js", { skip: chromiumSkip }, () => {
     }
   });
 
-  for (const name of CASES) {
-    test(name, { timeout: 60_000 }, async (t) => {
+  const cases = [
+    ...CASES.map((name) => ({ name, call: `run(${JSON.stringify(name)})` })),
+    ...MODEL_CASES.map(({ name }) => ({ name, call: `runModel(${JSON.stringify(name)})` })),
+  ];
+  for (const { name, call } of cases) {
+    test(name, { timeout: 120_000 }, async (t) => {
       if (unavailable) {
         t.skip(unavailable);
         return;
       }
-      const { summaries, errors } = (await page!.evaluate(
-        `globalThis.webgpuTest.run(${JSON.stringify(name)})`,
-      )) as { summaries: Summary[]; errors: string[] };
+      const { summaries, errors } = (await page!.evaluate(`globalThis.webgpuTest.${call}`)) as {
+        summaries: Summary[];
+        errors: string[];
+      };
       assert.deepEqual(errors, [], "WebGPU errors");
       for (const s of summaries) {
         observed.push({ name, s });

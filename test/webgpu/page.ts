@@ -1,18 +1,37 @@
 /**
  * The WebGPU test page's script (bundled by kernels.test.ts with esbuild): it creates the
- * runtime and exposes `globalThis.webgpuTest` for playwright to drive case by case.
+ * runtime and exposes `globalThis.webgpuTest` for playwright to drive case by case: the
+ * kernel cases (cases.ts) on the runtime directly, and the model cases (model-cases.ts) through
+ * the tensor core, once with the js backend and once with the webgpu backend.
  */
 
-import { WebGpuRuntime } from "../../src/tensor/backends/webgpu/index.js";
-import { CASES, runCase } from "./cases.js";
+import type { ActiveBackend } from "../../src/tensor/backends/current.js";
+import { setActiveBackend } from "../../src/tensor/backends/current.js";
+import { jsBackend } from "../../src/tensor/backends/js.js";
+import { WebGpuRuntime, webGpuBackend } from "../../src/tensor/backends/webgpu/index.js";
+import { CASES, compare, runCase, type Summary } from "./cases.js";
+import { MODEL_CASES, type Observed } from "./model-cases.js";
 
 let rt: WebGpuRuntime | null = null;
+let gpu: ActiveBackend | null = null;
 const errors: string[] = [];
+
+/** Runs `fn` with WebGPU validation errors raised meanwhile collected into `errors`. */
+async function scoped<T>(fn: () => Promise<T>): Promise<{ result: T; errors: string[] }> {
+  if (!rt) throw new Error("init() first");
+  errors.length = 0;
+  rt.device.pushErrorScope("validation");
+  const result = await fn();
+  const scopeError = await rt.device.popErrorScope();
+  if (scopeError) errors.push(scopeError.message);
+  return { result, errors: [...errors] };
+}
 
 (globalThis as Record<string, unknown>).webgpuTest = {
   /** Returns the adapter's description, or throws the runtime's error (no WebGPU/adapter). */
   async init() {
     rt = await WebGpuRuntime.create();
+    gpu = webGpuBackend(rt);
     rt.device.addEventListener("uncapturederror", (e) => {
       errors.push((e as GPUUncapturedErrorEvent).error.message);
     });
@@ -20,14 +39,38 @@ const errors: string[] = [];
     return rt.info;
   },
   cases: CASES,
-  /** Runs one case; WebGPU validation errors raised meanwhile fail it. */
+  modelCases: MODEL_CASES.map((c) => c.name),
+  /** Runs one kernel case; WebGPU validation errors raised meanwhile fail it. */
   async run(name: string) {
-    if (!rt) throw new Error("init() first");
-    errors.length = 0;
-    rt.device.pushErrorScope("validation");
-    const summaries = await runCase(rt, name);
-    const scoped = await rt.device.popErrorScope();
-    if (scoped) errors.push(scoped.message);
-    return { summaries, errors: [...errors] };
+    const { result, errors } = await scoped(() => runCase(rt!, name));
+    return { summaries: result, errors };
+  },
+  /**
+   * Runs one model case under js and under webgpu and returns the comparison of every
+   * observed array (webgpu against js), then of each `same` pair on webgpu.
+   */
+  async runModel(name: string) {
+    const c = MODEL_CASES.find((m) => m.name === name);
+    if (!c) throw new Error(`no model case "${name}"`);
+    setActiveBackend(jsBackend);
+    const want = await c.run();
+    setActiveBackend(gpu!);
+    let got: Observed;
+    let found: string[];
+    try {
+      ({ result: got, errors: found } = await scoped(() => c.run()));
+    } finally {
+      setActiveBackend(jsBackend);
+    }
+    const { rtol, atol } = c;
+    const summaries: Summary[] = Object.keys(want).map((what) =>
+      compare({ what, got: got[what] ?? new Float32Array(0), want: want[what]!, rtol, atol }),
+    );
+    for (const [a, b] of c.same ?? []) {
+      summaries.push(
+        compare({ what: `webgpu ${a} = ${b}`, got: got[a]!, want: got[b]!, rtol, atol }),
+      );
+    }
+    return { summaries, errors: found };
   },
 };

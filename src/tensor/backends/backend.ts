@@ -1,8 +1,11 @@
 /**
  * The kernel contract every backend implements.
  *
- * Kernels work on flat, row-major typed arrays and write into outputs the caller allocated,
- * so a native backend never allocates per call. Unless a kernel says "accumulates", it
+ * Kernels work on flat, row-major arrays and write into outputs the caller allocated, so a
+ * native backend never allocates per call. The float array type `F` is Float32Array for the
+ * host backends (js, native) and a device handle for `webgpu`, whose arrays stay in GPU
+ * memory between kernels; index arrays (ids, targets), attention masks and RoPE tables are
+ * always host arrays, which a device backend uploads per call. Unless a kernel says "accumulates", it
  * overwrites its outputs. Offsets and strides are counted in elements, not bytes.
  *
  * The `js` backend is the readable reference; every other backend must agree with it within
@@ -56,10 +59,26 @@ export type Conv2dGeometry = [
  */
 export type UpsampleGeometry = [NC: number, H: number, W: number, factor: number];
 
-export interface Backend {
-  readonly name: "js" | "native";
-  /** Threads the backend's kernels use. */
+export interface Backend<F = Float32Array> {
+  readonly name: "js" | "native" | "webgpu";
+  /** Threads the backend's kernels use (1 for a device backend: the device decides). */
   readonly threads: number;
+  /**
+   * Whether the backend's arrays live in device memory: then `F` is the backend's handle
+   * type, not a Float32Array, and host code reaches the values only through `read`.
+   */
+  readonly device: boolean;
+
+  // ---- memory ---------------------------------------------------------------------------
+  /** Returns a zero-filled array of n elements. */
+  alloc(n: number): F;
+  /** Returns an array holding a copy of `x` (a host backend may return x itself). */
+  upload(x: Float32Array): F;
+  /**
+   * Returns a host copy of the first n elements of x once every kernel enqueued before the
+   * call has finished; the only operation that waits for a device.
+   */
+  read(x: F, n: number): Promise<Float32Array>;
 
   // ---- dense linear algebra -------------------------------------------------------------
   /**
@@ -74,14 +93,14 @@ export interface Backend {
     N: number,
     K: number,
     alpha: number,
-    A: Float32Array,
+    A: F,
     aOffset: number,
     lda: number,
-    B: Float32Array,
+    B: F,
     bOffset: number,
     ldb: number,
     beta: number,
-    C: Float32Array,
+    C: F,
     cOffset: number,
     ldc: number,
   ): void;
@@ -98,52 +117,45 @@ export interface Backend {
     N: number,
     K: number,
     alpha: number,
-    A: Float32Array,
+    A: F,
     strideA: number,
-    B: Float32Array,
+    B: F,
     strideB: number,
     beta: number,
-    C: Float32Array,
+    C: F,
     strideC: number,
     batch: number,
   ): void;
 
   // ---- elementwise ----------------------------------------------------------------------
   /** out[i] = f(x[i]) for i < n. */
-  unary(op: UnaryOp, x: Float32Array, out: Float32Array, n: number): void;
+  unary(op: UnaryOp, x: F, out: F, n: number): void;
   /**
    * gx[i] = gy[i] · f'(x[i]) for i < n; `y` is the forward output f(x) (some derivatives are
    * cheaper from it).
    */
-  unaryBackward(
-    op: UnaryOp,
-    x: Float32Array,
-    y: Float32Array,
-    gy: Float32Array,
-    gx: Float32Array,
-    n: number,
-  ): void;
+  unaryBackward(op: UnaryOp, x: F, y: F, gy: F, gx: F, n: number): void;
   /**
    * Broadcasting binary op over an output of `shape` (rank ≤ 8). aStrides/bStrides give each
    * operand's element stride per output dimension (0 where the operand is broadcast).
    */
   binary(
     op: BinaryOp,
-    a: Float32Array,
+    a: F,
     aStrides: readonly number[],
-    b: Float32Array,
+    b: F,
     bStrides: readonly number[],
-    out: Float32Array,
+    out: F,
     shape: readonly number[],
   ): void;
   /** out[i] = alpha · x[i] + beta (affine map, used for scalar ops). */
-  affine(x: Float32Array, out: Float32Array, n: number, alpha: number, beta: number): void;
+  affine(x: F, out: F, n: number, alpha: number, beta: number): void;
   /** y[i] += alpha · x[i] (accumulates). */
-  axpy(n: number, alpha: number, x: Float32Array, y: Float32Array): void;
+  axpy(n: number, alpha: number, x: F, y: F): void;
   /** out[i] = value. */
-  fill(out: Float32Array, n: number, value: number): void;
+  fill(out: F, n: number, value: number): void;
   /** out[i] = x[i]^p. */
-  pow(x: Float32Array, out: Float32Array, n: number, p: number): void;
+  pow(x: F, out: F, n: number, p: number): void;
 
   // ---- layout ---------------------------------------------------------------------------
   /**
@@ -152,10 +164,10 @@ export interface Backend {
    * With `accumulate`, adds into dst instead of overwriting.
    */
   copyStrided(
-    src: Float32Array,
+    src: F,
     srcOffset: number,
     srcStrides: readonly number[],
-    dst: Float32Array,
+    dst: F,
     dstOffset: number,
     dstStrides: readonly number[],
     shape: readonly number[],
@@ -167,91 +179,52 @@ export interface Backend {
    * 0 for every reduced dimension. x is contiguous in `shape`.
    */
   reduceSum(
-    x: Float32Array,
+    x: F,
     shape: readonly number[],
-    out: Float32Array,
+    out: F,
     outStrides: readonly number[],
     outSize: number,
   ): void;
-  /** Σ x[i]² over i < n, accumulated in double precision. */
-  sumSquares(x: Float32Array, n: number): number;
+  /**
+   * out[at] = Σ x[i]² over i < n (accumulated in double precision where the backend can,
+   * stored as float32): the result stays where the arrays live, so a device backend need not
+   * wait for it.
+   */
+  sumSquares(x: F, n: number, out: F, at: number): void;
   /** out[r·dim + c] = table[idx[r]·dim + c] for r < rows. Indices are trusted. */
-  gatherRows(
-    table: Float32Array,
-    idx: Int32Array,
-    out: Float32Array,
-    rows: number,
-    dim: number,
-  ): void;
+  gatherRows(table: F, idx: Int32Array, out: F, rows: number, dim: number): void;
   /** gTable[idx[r]·dim + c] += gOut[r·dim + c] (accumulates). */
-  scatterAddRows(
-    gOut: Float32Array,
-    idx: Int32Array,
-    gTable: Float32Array,
-    rows: number,
-    dim: number,
-  ): void;
+  scatterAddRows(gOut: F, idx: Int32Array, gTable: F, rows: number, dim: number): void;
 
   // ---- softmax and losses ---------------------------------------------------------------
   /** Row softmax (or log-softmax when `log`) of x [rows, cols]. */
-  softmax(x: Float32Array, out: Float32Array, rows: number, cols: number, log: boolean): void;
+  softmax(x: F, out: F, rows: number, cols: number, log: boolean): void;
   /**
    * Backward of softmax given its output y: gx = y ⊙ (gy − Σ gy⊙y); for log-softmax
    * gx = gy − exp(y) · Σ gy.
    */
-  softmaxBackward(
-    y: Float32Array,
-    gy: Float32Array,
-    gx: Float32Array,
-    rows: number,
-    cols: number,
-    log: boolean,
-  ): void;
+  softmaxBackward(y: F, gy: F, gx: F, rows: number, cols: number, log: boolean): void;
   /**
    * Per-row cross-entropy of logits [rows, V] against targets: loss[r] = lse_r − x[r, t_r],
    * and lse[r] saved for backward. A target < 0 means "ignore": loss 0, lse 0.
    */
-  crossEntropy(
-    logits: Float32Array,
-    targets: Int32Array,
-    loss: Float32Array,
-    lse: Float32Array,
-    rows: number,
-    V: number,
-  ): void;
+  crossEntropy(logits: F, targets: Int32Array, loss: F, lse: F, rows: number, V: number): void;
   /** gLogits[r, :] = gLoss[r] · (softmax(x_r) − onehot(t_r)); 0 for ignored rows. */
   crossEntropyBackward(
-    logits: Float32Array,
+    logits: F,
     targets: Int32Array,
-    lse: Float32Array,
-    gLoss: Float32Array,
-    gLogits: Float32Array,
+    lse: F,
+    gLoss: F,
+    gLogits: F,
     rows: number,
     V: number,
   ): void;
 
   // ---- normalisation --------------------------------------------------------------------
   /** RMSNorm over the last dim: out = x · rstd · w, rstd[r] = 1/sqrt(mean(x²) + eps). */
-  rmsnorm(
-    x: Float32Array,
-    w: Float32Array,
-    out: Float32Array,
-    rstd: Float32Array,
-    rows: number,
-    dim: number,
-    eps: number,
-  ): void;
+  rmsnorm(x: F, w: F, out: F, rstd: F, rows: number, dim: number, eps: number): void;
   /** Writes gx; accumulates into gw. */
-  rmsnormBackward(
-    x: Float32Array,
-    w: Float32Array,
-    rstd: Float32Array,
-    gy: Float32Array,
-    gx: Float32Array,
-    gw: Float32Array,
-    rows: number,
-    dim: number,
-  ): void;
+  rmsnormBackward(x: F, w: F, rstd: F, gy: F, gx: F, gw: F, rows: number, dim: number): void;
   /**
    * Group normalisation of x viewed as [N, G, M] (LayerNorm is G = 1 with M = dim; GroupNorm
    * on [N, C, HW] is M = (C/G)·HW). The affine weight/bias have `channels` entries, each
@@ -260,12 +233,12 @@ export interface Backend {
    * Saves mean and rstd per (n, g).
    */
   groupnorm(
-    x: Float32Array,
-    w: Float32Array | null,
-    b: Float32Array | null,
-    out: Float32Array,
-    mean: Float32Array,
-    rstd: Float32Array,
+    x: F,
+    w: F | null,
+    b: F | null,
+    out: F,
+    mean: F,
+    rstd: F,
     N: number,
     G: number,
     channels: number,
@@ -274,14 +247,14 @@ export interface Backend {
   ): void;
   /** Writes gx; accumulates into gw and gb when given. */
   groupnormBackward(
-    x: Float32Array,
-    w: Float32Array | null,
-    mean: Float32Array,
-    rstd: Float32Array,
-    gy: Float32Array,
-    gx: Float32Array,
-    gw: Float32Array | null,
-    gb: Float32Array | null,
+    x: F,
+    w: F | null,
+    mean: F,
+    rstd: F,
+    gy: F,
+    gx: F,
+    gw: F | null,
+    gb: F | null,
     N: number,
     G: number,
     channels: number,
@@ -296,8 +269,8 @@ export interface Backend {
    * rotation is by −angle (that is the backward). x and out may be the same array.
    */
   rope(
-    x: Float32Array,
-    out: Float32Array,
+    x: F,
+    out: F,
     cos: Float32Array,
     sin: Float32Array,
     rows: number,
@@ -306,27 +279,19 @@ export interface Backend {
     inverse: boolean,
   ): void;
   /** Scaled-dot-product attention forward; writes out and lse (see AttentionShape). */
-  attention(
-    q: Float32Array,
-    k: Float32Array,
-    v: Float32Array,
-    mask: Uint8Array | null,
-    out: Float32Array,
-    lse: Float32Array,
-    shape: AttentionShape,
-  ): void;
+  attention(q: F, k: F, v: F, mask: Uint8Array | null, out: F, lse: F, shape: AttentionShape): void;
   /** Attention backward from saved out and lse; writes gq, gk, gv. */
   attentionBackward(
-    q: Float32Array,
-    k: Float32Array,
-    v: Float32Array,
+    q: F,
+    k: F,
+    v: F,
     mask: Uint8Array | null,
-    out: Float32Array,
-    lse: Float32Array,
-    gOut: Float32Array,
-    gq: Float32Array,
-    gk: Float32Array,
-    gv: Float32Array,
+    out: F,
+    lse: F,
+    gOut: F,
+    gq: F,
+    gk: F,
+    gv: F,
     shape: AttentionShape,
   ): void;
 
@@ -335,20 +300,13 @@ export interface Backend {
    * 2D convolution, NCHW: x [N, Cin, H, W], w [Cout, Cin, kh, kw] → out [N, Cout, Ho, Wo]
    * with Ho = floor((H + 2·pad − kh) / stride) + 1. No bias (added by broadcasting).
    */
-  conv2d(x: Float32Array, w: Float32Array, out: Float32Array, ...geometry: Conv2dGeometry): void;
+  conv2d(x: F, w: F, out: F, ...geometry: Conv2dGeometry): void;
   /** Writes gx (when not null) and gw (overwrites). */
-  conv2dBackward(
-    x: Float32Array,
-    w: Float32Array,
-    gy: Float32Array,
-    gx: Float32Array | null,
-    gw: Float32Array,
-    ...geometry: Conv2dGeometry
-  ): void;
+  conv2dBackward(x: F, w: F, gy: F, gx: F | null, gw: F, ...geometry: Conv2dGeometry): void;
   /** Nearest-neighbour upsampling of x [NC, H, W] by an integer factor. */
-  upsampleNearest(x: Float32Array, out: Float32Array, ...geometry: UpsampleGeometry): void;
+  upsampleNearest(x: F, out: F, ...geometry: UpsampleGeometry): void;
   /** Backward: gx[nc, i, j] = Σ over the factor×factor block of gy (overwrites gx). */
-  upsampleNearestBackward(gy: Float32Array, gx: Float32Array, ...geometry: UpsampleGeometry): void;
+  upsampleNearestBackward(gy: F, gx: F, ...geometry: UpsampleGeometry): void;
 
   // ---- optimiser ------------------------------------------------------------------------
   /**
@@ -358,10 +316,10 @@ export interface Backend {
    * bc1 = 1 − β1^step, bc2 = 1 − β2^step are passed in.
    */
   adamw(
-    p: Float32Array,
-    g: Float32Array,
-    m: Float32Array,
-    v: Float32Array,
+    p: F,
+    g: F,
+    m: F,
+    v: F,
     n: number,
     lr: number,
     beta1: number,

@@ -8,7 +8,7 @@
  * imports stay out of a web page.
  */
 import type { Backend } from "./backend.js";
-import { backend, setActiveBackend, setBackendChooser } from "./current.js";
+import { type ActiveBackend, backend, setActiveBackend, setBackendChooser } from "./current.js";
 import { jsBackend } from "./js.js";
 import { loadNativeBackend, type NativeBackendLoad, nativeBuildHint } from "./native.js";
 
@@ -27,9 +27,21 @@ export function tryNativeBackend(): NativeBackendLoad {
   return native();
 }
 
+/**
+ * Why `webgpu` cannot be chosen by name in Node: it is created asynchronously on a platform
+ * with an adapter, and the CLI's loops read values synchronously.
+ */
+const WEBGPU_BY_NAME =
+  "the webgpu backend cannot be selected by name in Node: it is created asynchronously where " +
+  "WebGPU exists (`setActiveBackend(await createWebGpuBackend())`, in a browser through " +
+  "transfusion/browser), Node has no built-in WebGPU (the optional `webgpu` package brings " +
+  "Dawn, which finds no adapter without a GPU driver), and the CLI's training and sampling " +
+  "loops still read values synchronously, which a device backend cannot serve. Use js or native";
+
 /** Returns the backend named `name`; throws if `native` was asked for and cannot load. */
-export function getBackend(name: BackendName): Backend {
+export function getBackend(name: BackendName): ActiveBackend {
   if (name === "js") return jsBackend;
+  if (name === "webgpu") throw new Error(WEBGPU_BY_NAME);
   const n = native();
   if (!n.backend) {
     throw new Error(
@@ -41,12 +53,13 @@ export function getBackend(name: BackendName): Backend {
 }
 
 /** Returns the backend to use when none was set: TRANSFUSION_BACKEND, else native, else js. */
-function chooseNodeBackend(): Backend {
+function chooseNodeBackend(): ActiveBackend {
   const forced = process.env.TRANSFUSION_BACKEND;
   if (forced !== undefined && forced !== "") {
-    if (forced !== "js" && forced !== "native") {
+    if (forced !== "js" && forced !== "native" && forced !== "webgpu") {
       throw new Error(`TRANSFUSION_BACKEND must be "js" or "native", got "${forced}"`);
     }
+    if (forced === "webgpu") throw new Error(`TRANSFUSION_BACKEND=webgpu: ${WEBGPU_BY_NAME}`);
     return getBackend(forced);
   }
   const n = native();
@@ -60,6 +73,6 @@ function chooseNodeBackend(): Backend {
 setBackendChooser(chooseNodeBackend);
 
 /** Forces the active backend (tests, benches, `--backend`). */
-export function setBackend(name: BackendName): Backend {
+export function setBackend(name: BackendName): ActiveBackend {
   return setActiveBackend(getBackend(name));
 }

@@ -7,6 +7,7 @@
  */
 
 import type { Backend } from "./backend.js";
+import { hostMemory } from "./host-memory.js";
 import { adamwKernels } from "./js/adamw.js";
 import { attentionKernels } from "./js/attention.js";
 import { convKernels } from "./js/conv.js";
@@ -19,6 +20,7 @@ import { softmaxKernels } from "./js/softmax.js";
 export const jsBackend: Backend = {
   name: "js",
   threads: 1,
+  ...hostMemory,
   ...gemmKernels,
   ...elementwiseKernels,
   ...layoutKernels,

@@ -13,6 +13,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { AttentionShape, Backend } from "./backend.js";
+import { hostMemory } from "./host-memory.js";
 import { binaryCode, unaryCode } from "./ops.js";
 
 /** The kernels the addon exports with exactly their Backend signature: passed through as is. */
@@ -23,7 +24,6 @@ const PASSED_THROUGH = [
   "axpy",
   "fill",
   "pow",
-  "sumSquares",
   "gatherRows",
   "scatterAddRows",
   "softmax",
@@ -78,6 +78,7 @@ function flatten(s: AttentionShape): FlatAttentionShape {
 interface Addon extends Pick<Backend, PassedThrough> {
   threads(): number;
   sgemmDirectGflops(n: number, iters: number): number;
+  sumSquares(x: Float32Array, n: number): number;
   unary: WithOpCode<Backend["unary"]>;
   unaryBackward: WithOpCode<Backend["unaryBackward"]>;
   binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, dims: Float64Array): void;
@@ -167,7 +168,11 @@ function wrap(addon: Addon): Backend {
   return {
     name: "native",
     threads: addon.threads(),
+    ...hostMemory,
     ...(passedThrough as Pick<Backend, PassedThrough>),
+    sumSquares(x, n, out, at) {
+      out[at] = addon.sumSquares(x, n);
+    },
     unary(op, x, out, n) {
       addon.unary(unaryCode(op), x, out, n);
     },

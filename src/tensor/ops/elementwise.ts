@@ -3,6 +3,7 @@
 import type { BinaryOp, UnaryOp } from "../backends/backend.js";
 import { backend } from "../backends/current.js";
 import { alloc } from "../pool.js";
+import type { FloatStore } from "../storage.js";
 import { accumulateGrad, record, type Shape, stridesOf, Tensor, zeros } from "../tensor.js";
 import { broadcastShapes, broadcastStrides, coalesce, sameShape } from "./broadcast.js";
 
@@ -10,7 +11,7 @@ import { broadcastShapes, broadcastStrides, coalesce, sameShape } from "./broadc
  * Returns the sum of `g` (laid out as `from`) reduced to `to`: `g` itself when the shapes are
  * equal (the caller decides whether it may be kept), else a fresh buffer.
  */
-export function reduceTo(g: Float32Array, from: Shape, to: Shape): Float32Array {
+export function reduceTo(g: FloatStore, from: Shape, to: Shape): FloatStore {
   if (sameShape(from, to)) return g;
   const outStrides = broadcastStrides(to, from);
   let outSize = 1;
@@ -24,10 +25,10 @@ export function reduceTo(g: Float32Array, from: Shape, to: Shape): Float32Array 
 function binaryForward(op: BinaryOp, a: Tensor, b: Tensor, shape: number[]): Tensor {
   const out = zeros(shape);
   if (sameShape(a.shape, shape) && sameShape(b.shape, shape)) {
-    backend().binary(op, a.f32, [1], b.f32, [1], out.f32, [out.size]);
+    backend().binary(op, a.store, [1], b.store, [1], out.store, [out.size]);
   } else {
     const c = coalesce(shape, broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape));
-    backend().binary(op, a.f32, c.strides[0]!, b.f32, c.strides[1]!, out.f32, c.shape);
+    backend().binary(op, a.store, c.strides[0]!, b.store, c.strides[1]!, out.store, c.shape);
   }
   return out;
 }
@@ -41,14 +42,14 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
     // The output gradient is dead once this rule returns, so one input may keep it; every
     // other buffer made here is fresh and owned by whoever receives it.
     let gTaken = false;
-    const send = (x: Tensor, buf: Float32Array) => {
+    const send = (x: Tensor, buf: FloatStore) => {
       const r = reduceTo(buf, gShape, x.shape);
       const own = r !== g || !gTaken;
       if (r === g) gTaken = true;
       accumulateGrad(x, r, own);
     };
-    const sendA = (buf: Float32Array) => send(a, buf);
-    const sendB = (buf: Float32Array) => send(b, buf);
+    const sendA = (buf: FloatStore) => send(a, buf);
+    const sendB = (buf: FloatStore) => send(b, buf);
     switch (op) {
       case "add":
         if (a.requiresGrad) sendA(g);
@@ -64,17 +65,17 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
         return;
       case "mul": {
         const gt = new Tensor(g, gShape);
-        if (a.requiresGrad) sendA(binaryForward("mul", gt, b, gShape).f32);
-        if (b.requiresGrad) sendB(binaryForward("mul", gt, a, gShape).f32);
+        if (a.requiresGrad) sendA(binaryForward("mul", gt, b, gShape).store);
+        if (b.requiresGrad) sendB(binaryForward("mul", gt, a, gShape).store);
         return;
       }
       case "div": {
         const gt = new Tensor(g, gShape);
         const ga = binaryForward("div", gt, b, gShape);
-        if (a.requiresGrad) sendA(ga.f32);
+        if (a.requiresGrad) sendA(ga.store);
         if (b.requiresGrad) {
           // d(a/b)/db = −a/b²; computed as −(g/b)/b·a so a = 0 gives an exact 0.
-          const t = binaryForward("mul", binaryForward("div", ga, b, gShape), a, gShape).f32;
+          const t = binaryForward("mul", binaryForward("div", ga, b, gShape), a, gShape).store;
           be.affine(t, t, t.length, -1, 0);
           sendB(t);
         }
@@ -82,18 +83,24 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
       }
       case "max":
       case "min": {
-        // The gradient goes to whichever operand was selected (ties: a).
-        const aFull = expandTo(a, gShape);
-        const bFull = expandTo(b, gShape);
-        const o = out.f32;
-        const gaBuf = alloc(g.length);
-        const gbBuf = alloc(g.length);
-        for (let i = 0; i < g.length; i++) {
-          if (o[i] === aFull[i]) gaBuf[i] = g[i]!;
-          else if (o[i] === bFull[i]) gbBuf[i] = g[i]!;
+        // The gradient goes to whichever operand was selected, a on ties: b gets g where
+        // b − a > 0 (max) or a − b > 0 (min), which is relu's backward of that difference,
+        // and a gets the rest, g − gb (exact: each element is g − g or g − 0).
+        const n = g.length;
+        const aFull = new Tensor(expandTo(a, gShape), gShape);
+        const bFull = new Tensor(expandTo(b, gShape), gShape);
+        const diff =
+          op === "max"
+            ? binaryForward("sub", bFull, aFull, gShape)
+            : binaryForward("sub", aFull, bFull, gShape);
+        const gb = alloc(n);
+        be.unaryBackward("relu", diff.store, diff.store, g, gb, n);
+        if (a.requiresGrad) {
+          const ga = alloc(n);
+          be.binary("sub", g, [1], gb, [1], ga, [n]);
+          sendA(ga);
         }
-        if (a.requiresGrad) sendA(gaBuf);
-        if (b.requiresGrad) sendB(gbBuf);
+        if (b.requiresGrad) sendB(gb);
         return;
       }
     }
@@ -101,12 +108,12 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
 }
 
 /** Returns x's values broadcast to `shape`, as a fresh buffer. */
-export function expandTo(x: Tensor, shape: Shape): Float32Array {
+export function expandTo(x: Tensor, shape: Shape): FloatStore {
   let n = 1;
   for (const d of shape) n *= d;
   const out = alloc(n);
   const c = coalesce(shape, broadcastStrides(x.shape, shape), stridesOf(shape));
-  backend().copyStrided(x.f32, 0, c.strides[0]!, out, 0, c.strides[1]!, c.shape, false);
+  backend().copyStrided(x.store, 0, c.strides[0]!, out, 0, c.strides[1]!, c.shape, false);
   return out;
 }
 
@@ -138,7 +145,7 @@ export function minimum(a: Tensor, b: Tensor): Tensor {
 /** Returns alpha·x + beta. */
 export function affine(x: Tensor, alpha: number, beta = 0): Tensor {
   const out = zeros(x.shape);
-  backend().affine(x.f32, out.f32, x.size, alpha, beta);
+  backend().affine(x.store, out.store, x.size, alpha, beta);
   return record("affine", out, [x], (g) => {
     const gx = alloc(g.length);
     backend().affine(g, gx, g.length, alpha, 0);
@@ -159,22 +166,27 @@ export function addScalar(x: Tensor, s: number): Tensor {
 /** Returns x^p elementwise. */
 export function pow(x: Tensor, p: number): Tensor {
   const out = zeros(x.shape);
-  backend().pow(x.f32, out.f32, x.size, p);
+  backend().pow(x.store, out.store, x.size, p);
   return record("pow", out, [x], (g) => {
-    const d = alloc(g.length);
-    backend().pow(x.f32, d, x.size, p - 1);
-    const gx = alloc(g.length);
-    for (let i = 0; i < g.length; i++) gx[i] = g[i]! * p * d[i]!;
+    // gx = g · p·x^(p−1), multiplied in that order.
+    const be = backend();
+    const n = g.length;
+    const d = alloc(n);
+    be.pow(x.store, d, n, p - 1);
+    const gp = alloc(n);
+    be.affine(g, gp, n, p, 0);
+    const gx = alloc(n);
+    be.binary("mul", gp, [1], d, [1], gx, [n]);
     accumulateGrad(x, gx, true);
   });
 }
 
 function unaryOp(op: UnaryOp, x: Tensor): Tensor {
   const out = zeros(x.shape);
-  backend().unary(op, x.f32, out.f32, x.size);
+  backend().unary(op, x.store, out.store, x.size);
   return record(op, out, [x], (g) => {
     const gx = alloc(g.length);
-    backend().unaryBackward(op, x.f32, out.f32, g, gx, x.size);
+    backend().unaryBackward(op, x.store, out.store, g, gx, x.size);
     accumulateGrad(x, gx, true);
   });
 }

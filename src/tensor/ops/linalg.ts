@@ -1,8 +1,8 @@
 /** Matrix products through the backend's gemm, with gradients that never materialise a transpose. */
 
-import type { Backend } from "../backends/backend.js";
-import { backend } from "../backends/current.js";
+import { type ActiveBackend, backend } from "../backends/current.js";
 import { alloc } from "../pool.js";
+import type { FloatStore } from "../storage.js";
 import { accumulateGrad, record, sizeOf, type Tensor, zeros } from "../tensor.js";
 import { broadcastShapes, sameShape } from "./broadcast.js";
 import { add } from "./elementwise.js";
@@ -19,17 +19,17 @@ export interface MatmulOptions {
  * (stride 0 = shared). With `accumulate`, adds into C; shared outputs are summed serially.
  */
 function batchedProduct(
-  be: Backend,
+  be: ActiveBackend,
   tA: boolean,
   tB: boolean,
   M: number,
   N: number,
   K: number,
-  A: Float32Array,
+  A: FloatStore,
   sA: number,
-  B: Float32Array,
+  B: FloatStore,
   sB: number,
-  C: Float32Array,
+  C: FloatStore,
   sC: number,
   batch: number,
 ): void {
@@ -98,22 +98,22 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   }
   const out = zeros(outShape);
   const be = backend();
-  batchedProduct(be, transA, transB, M, N, K, a.f32, sA, b.f32, sB, out.f32, M * N, batch);
+  batchedProduct(be, transA, transB, M, N, K, a.store, sA, b.store, sB, out.store, M * N, batch);
   return record("matmul", out, [a, b], (g) => {
     const be2 = backend();
     const sC = M * N;
     if (a.requiresGrad) {
       const ga = alloc(a.size);
       // op(A) grad = G·op(B)ᵀ (M×K); stored Aᵀ grad = op(B)·Gᵀ (K×M).
-      if (!transA) batchedProduct(be2, false, !transB, M, K, N, g, sC, b.f32, sB, ga, sA, batch);
-      else batchedProduct(be2, transB, true, K, M, N, b.f32, sB, g, sC, ga, sA, batch);
+      if (!transA) batchedProduct(be2, false, !transB, M, K, N, g, sC, b.store, sB, ga, sA, batch);
+      else batchedProduct(be2, transB, true, K, M, N, b.store, sB, g, sC, ga, sA, batch);
       accumulateGrad(a, ga, true);
     }
     if (b.requiresGrad) {
       const gb = alloc(b.size);
       // op(B) grad = op(A)ᵀ·G (K×N); stored Bᵀ grad = Gᵀ·op(A) (N×K).
-      if (!transB) batchedProduct(be2, !transA, false, K, N, M, a.f32, sA, g, sC, gb, sB, batch);
-      else batchedProduct(be2, true, transA, N, K, M, g, sC, a.f32, sA, gb, sB, batch);
+      if (!transB) batchedProduct(be2, !transA, false, K, N, M, a.store, sA, g, sC, gb, sB, batch);
+      else batchedProduct(be2, true, transA, N, K, M, g, sC, a.store, sA, gb, sB, batch);
       accumulateGrad(b, gb, true);
     }
   });

@@ -2,8 +2,9 @@
 
 import type { AttentionShape } from "../backends/backend.js";
 import { backend } from "../backends/current.js";
-import { alloc } from "../pool.js";
+import { alloc, allocHost } from "../pool.js";
 import type { Rng } from "../rng.js";
+import { type FloatStore, isHost } from "../storage.js";
 import { accumulateGrad, record, Tensor, zeros } from "../tensor.js";
 import { mul, square, sub } from "./elementwise.js";
 import { mean } from "./reduce.js";
@@ -17,10 +18,10 @@ function lastDim(x: Tensor, op: string): { rows: number; cols: number } {
 function softmaxImpl(x: Tensor, log: boolean): Tensor {
   const { rows, cols } = lastDim(x, "softmax");
   const out = zeros(x.shape);
-  backend().softmax(x.f32, out.f32, rows, cols, log);
+  backend().softmax(x.store, out.store, rows, cols, log);
   return record(log ? "logSoftmax" : "softmax", out, [x], (g) => {
     const gx = alloc(x.size);
-    backend().softmaxBackward(out.f32, g, gx, rows, cols, log);
+    backend().softmaxBackward(out.store, g, gx, rows, cols, log);
     accumulateGrad(x, gx, true);
   });
 }
@@ -57,28 +58,49 @@ export function crossEntropy(
     if (t >= V) throw new Error(`crossEntropy: target ${t} at row ${i} is ≥ vocabulary ${V}`);
     if (t >= 0) counted++;
   }
+  const be = backend();
   const losses = alloc(rows);
   const lse = alloc(rows);
-  backend().crossEntropy(logits.f32, targets, losses, lse, rows, V);
+  be.crossEntropy(logits.store, targets, losses, lse, rows, V);
   let out: Tensor;
   let weight: number;
   if (reduction === "none") {
     out = new Tensor(losses, logits.shape.slice(0, -1));
     weight = 1;
   } else {
-    let s = 0;
-    for (let i = 0; i < rows; i++) s += losses[i]!;
     weight = reduction === "sum" ? 1 : counted > 0 ? 1 / counted : 0;
-    out = new Tensor(new Float32Array([s * weight]), []);
+    out = new Tensor(weightedSum(losses, rows, weight), []);
   }
   return record("crossEntropy", out, [logits], (g) => {
     const gLoss = alloc(rows);
-    if (reduction === "none") gLoss.set(g);
-    else gLoss.fill(g[0]! * weight);
+    if (reduction === "none") be.axpy(rows, 1, g, gLoss);
+    else if (isHost(g) && isHost(gLoss)) gLoss.fill(g[0]! * weight);
+    else {
+      be.copyStrided(g, 0, [0], gLoss, 0, [1], [rows], false);
+      be.affine(gLoss, gLoss, rows, weight, 0);
+    }
     const gx = alloc(logits.size);
-    backend().crossEntropyBackward(logits.f32, targets, lse, gLoss, gx, rows, V);
+    backend().crossEntropyBackward(logits.store, targets, lse, gLoss, gx, rows, V);
     accumulateGrad(logits, gx, true);
   });
+}
+
+/**
+ * Returns weight · Σ x[i] (i < n) as a one-element array where x lives: summed in double on
+ * the host, by the backend's reduction on a device.
+ */
+function weightedSum(x: FloatStore, n: number, weight: number): FloatStore {
+  if (isHost(x)) {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += x[i]!;
+    return new Float32Array([s * weight]);
+  }
+  const be = backend();
+  const sum = alloc(1);
+  if (n > 0) be.reduceSum(x, [n], sum, [0], 1);
+  const out = be.alloc(1);
+  be.affine(sum, out, 1, weight, 0);
+  return out;
 }
 
 /**
@@ -105,11 +127,11 @@ export function rmsNorm(x: Tensor, w: Tensor, eps = 1e-5): Tensor {
   if (w.size !== cols) throw new Error(`rmsNorm: weight has ${w.size} entries, expected ${cols}`);
   const out = zeros(x.shape);
   const rstd = alloc(rows);
-  backend().rmsnorm(x.f32, w.f32, out.f32, rstd, rows, cols, eps);
+  backend().rmsnorm(x.store, w.store, out.store, rstd, rows, cols, eps);
   return record("rmsNorm", out, [x, w], (g) => {
     const gx = alloc(x.size);
     const gw = alloc(cols);
-    backend().rmsnormBackward(x.f32, w.f32, rstd, g, gx, gw, rows, cols);
+    backend().rmsnormBackward(x.store, w.store, rstd, g, gx, gw, rows, cols);
     accumulateGrad(x, gx, true);
     accumulateGrad(w, gw, true);
   });
@@ -133,15 +155,15 @@ function groupNormImpl(
   const out = zeros(x.shape);
   const meanBuf = alloc(N * G);
   const rstd = alloc(N * G);
-  const wf = w ? w.f32 : null;
-  const bf = b ? b.f32 : null;
-  backend().groupnorm(x.f32, wf, bf, out.f32, meanBuf, rstd, N, G, channels, spatial, eps);
+  const wf = w ? w.store : null;
+  const bf = b ? b.store : null;
+  backend().groupnorm(x.store, wf, bf, out.store, meanBuf, rstd, N, G, channels, spatial, eps);
   const inputs = [x, ...(w ? [w] : []), ...(b ? [b] : [])];
   return record(op, out, inputs, (g) => {
     const gx = alloc(x.size);
     const gw = w ? alloc(channels) : null;
     const gb = b ? alloc(channels) : null;
-    backend().groupnormBackward(x.f32, wf, meanBuf, rstd, g, gx, gw, gb, N, G, channels, spatial);
+    backend().groupnormBackward(x.store, wf, meanBuf, rstd, g, gx, gw, gb, N, G, channels, spatial);
     accumulateGrad(x, gx, true);
     if (w && gw) accumulateGrad(w, gw, true);
     if (b && gb) accumulateGrad(b, gb, true);
@@ -177,8 +199,8 @@ export function rope(x: Tensor, cos: Float32Array, sin: Float32Array): Tensor {
   let c = cos;
   let s = sin;
   if (cos.length === T * half && B > 1) {
-    c = alloc(B * T * half);
-    s = alloc(B * T * half);
+    c = allocHost(B * T * half);
+    s = allocHost(B * T * half);
     for (let b = 0; b < B; b++) {
       c.set(cos, b * T * half);
       s.set(sin, b * T * half);
@@ -187,7 +209,7 @@ export function rope(x: Tensor, cos: Float32Array, sin: Float32Array): Tensor {
     throw new Error(`rope: tables must be [${B * T}, ${half}] or [${T}, ${half}]`);
   }
   const out = zeros(x.shape);
-  backend().rope(x.f32, out.f32, c, s, B * T, H, D, false);
+  backend().rope(x.store, out.store, c, s, B * T, H, D, false);
   return record("rope", out, [x], (g) => {
     const gx = alloc(x.size);
     backend().rope(g, gx, c, s, B * T, H, D, true);
@@ -265,12 +287,24 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   };
   const out = zeros(q.shape);
   const lse = alloc(B * H * T);
-  backend().attention(q.f32, k.f32, v.f32, mask, out.f32, lse, shape);
+  backend().attention(q.store, k.store, v.store, mask, out.store, lse, shape);
   return record("attention", out, [q, k, v], (g) => {
     const gq = alloc(q.size);
     const gk = alloc(k.size);
     const gv = alloc(v.size);
-    backend().attentionBackward(q.f32, k.f32, v.f32, mask, out.f32, lse, g, gq, gk, gv, shape);
+    backend().attentionBackward(
+      q.store,
+      k.store,
+      v.store,
+      mask,
+      out.store,
+      lse,
+      g,
+      gq,
+      gk,
+      gv,
+      shape,
+    );
     accumulateGrad(q, gq, true);
     accumulateGrad(k, gk, true);
     accumulateGrad(v, gv, true);
@@ -281,7 +315,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
 export function dropout(x: Tensor, p: number, rng: Rng, training = true): Tensor {
   if (!(p >= 0 && p < 1)) throw new Error(`dropout: p must be in [0, 1), got ${p}`);
   if (!training || p === 0) return x;
-  const m = alloc(x.size);
+  const m = allocHost(x.size);
   const keep = 1 / (1 - p);
   for (let i = 0; i < m.length; i++) m[i] = rng.uniform() < p ? 0 : keep;
   return mul(x, new Tensor(m, x.shape));

@@ -27,7 +27,7 @@ export function sum(x: Tensor, axes?: readonly number[], keepDims = false): Tens
   const outStrides = broadcastStrides(kept, x.shape);
   const out = zeros(kept);
   const c = coalesce(x.shape, outStrides, stridesOf(x.shape));
-  backend().reduceSum(x.f32, c.shape, out.f32, c.strides[0]!, out.size);
+  backend().reduceSum(x.store, c.shape, out.store, c.strides[0]!, out.size);
   const finalShape = keepDims
     ? kept
     : kept.filter((_, i) => {
@@ -49,7 +49,7 @@ export function mean(x: Tensor, axes?: readonly number[], keepDims = false): Ten
   const count = x.size / kept.reduce((p, d) => p * d, 1);
   const s = sum(x, axes, keepDims);
   const out = zeros(s.shape);
-  backend().affine(s.f32, out.f32, s.size, 1 / count, 0);
+  backend().affine(s.store, out.store, s.size, 1 / count, 0);
   return record("mean", out, [s], (g) => {
     const gs = alloc(g.length);
     backend().affine(g, gs, g.length, 1 / count, 0);

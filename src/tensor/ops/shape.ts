@@ -2,7 +2,16 @@
 
 import { backend } from "../backends/current.js";
 import { alloc } from "../pool.js";
-import { accumulateGrad, record, type Shape, sizeOf, stridesOf, Tensor, zeros } from "../tensor.js";
+import {
+  accumulateGrad,
+  copyOf,
+  record,
+  type Shape,
+  sizeOf,
+  stridesOf,
+  Tensor,
+  zeros,
+} from "../tensor.js";
 import { broadcastShapes, broadcastStrides, coalesce } from "./broadcast.js";
 import { reduceTo } from "./elementwise.js";
 
@@ -43,7 +52,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const srcStrides = perm.map((p) => inStrides[p]!);
   const out = zeros(shape);
   const c = coalesce(shape, srcStrides, stridesOf(shape));
-  backend().copyStrided(x.f32, 0, c.strides[0]!, out.f32, 0, c.strides[1]!, c.shape, false);
+  backend().copyStrided(x.store, 0, c.strides[0]!, out.store, 0, c.strides[1]!, c.shape, false);
   return record("permute", out, [x], (g) => {
     const gx = alloc(x.size);
     backend().copyStrided(g, 0, c.strides[1]!, gx, 0, c.strides[0]!, c.shape, false);
@@ -76,7 +85,7 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const out = zeros(shape);
   const c = coalesce(shape, inStrides, stridesOf(shape));
   const off = start * inStrides[ax]!;
-  backend().copyStrided(x.f32, off, c.strides[0]!, out.f32, 0, c.strides[1]!, c.shape, false);
+  backend().copyStrided(x.store, off, c.strides[0]!, out.store, 0, c.strides[1]!, c.shape, false);
   return record("slice", out, [x], (g) => {
     const gx = alloc(x.size);
     backend().copyStrided(g, 0, c.strides[1]!, gx, off, c.strides[0]!, c.shape, false);
@@ -107,7 +116,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   for (const t of xs) {
     const c = coalesce(t.shape, stridesOf(t.shape), outStrides);
     const off = pos * outStrides[ax]!;
-    backend().copyStrided(t.f32, 0, c.strides[0]!, out.f32, off, c.strides[1]!, c.shape, false);
+    backend().copyStrided(t.store, 0, c.strides[0]!, out.store, off, c.strides[1]!, c.shape, false);
     parts.push({ off, c });
     pos += t.shape[ax]!;
   }
@@ -142,7 +151,7 @@ export function expand(x: Tensor, shape: Shape): Tensor {
   const target = broadcastShapes(x.shape, shape, "expand");
   const out = zeros(target);
   const c = coalesce(target, broadcastStrides(x.shape, target), stridesOf(target));
-  backend().copyStrided(x.f32, 0, c.strides[0]!, out.f32, 0, c.strides[1]!, c.shape, false);
+  backend().copyStrided(x.store, 0, c.strides[0]!, out.store, 0, c.strides[1]!, c.shape, false);
   return record("expand", out, [x], (g) => accumulateGrad(x, reduceTo(g, target, x.shape), true));
 }
 
@@ -162,7 +171,7 @@ export function gather(table: Tensor, ids: Tensor | Int32Array): Tensor {
       throw new Error(`gather: id ${id} at index ${i} is outside [0, ${V})`);
   }
   const out = zeros([...idShape, dim]);
-  backend().gatherRows(table.f32, idx, out.f32, idx.length, dim);
+  backend().gatherRows(table.store, idx, out.store, idx.length, dim);
   return record("gather", out, [table], (g) => {
     const gt = alloc(table.size);
     backend().scatterAddRows(g, idx, gt, idx.length, dim);
@@ -184,8 +193,8 @@ export function indexAdd(base: Tensor, idx: Int32Array, src: Tensor): Tensor {
     const r = idx[i]!;
     if (!(r >= 0 && r < N)) throw new Error(`indexAdd: index ${r} at ${i} is outside [0, ${N})`);
   }
-  const out = new Tensor(base.f32.slice(), base.shape);
-  backend().scatterAddRows(src.f32, idx, out.f32, idx.length, dim);
+  const out = new Tensor(copyOf(base.store), base.shape);
+  backend().scatterAddRows(src.store, idx, out.store, idx.length, dim);
   return record("indexAdd", out, [base, src], (g) => {
     if (base.requiresGrad) accumulateGrad(base, g, false);
     if (src.requiresGrad) {

@@ -91,11 +91,11 @@ export const layoutKernels: Pick<
     for (let i = 0; i < outSize; i++) out[i] = acc[i]!;
   },
 
-  /** Returns Σ x[i]² over i < n, accumulated in float64. */
-  sumSquares(x, n) {
+  /** Writes Σ x[i]² over i < n, accumulated in float64, to out[at]. */
+  sumSquares(x, n, out, at) {
     let s = 0;
     for (let i = 0; i < n; i++) s += x[i]! * x[i]!;
-    return s;
+    out[at] = s;
   },
 
   /** Writes out[r, :] = table[idx[r], :] for r < rows (indices trusted). */

@@ -1,13 +1,26 @@
 /// <reference types="@webgpu/types" />
 /**
- * The WebGPU runtime of the `webgpu` backend (first step: kernels only, see
- * docs/ARCHITECTURE.md): it acquires an adapter and a device, uploads and allocates storage
- * buffers, reads buffers back (the only asynchronous operation), caches compute pipelines by
- * shader and specialisation, and enqueues dispatches.
+ * The WebGPU runtime of the `webgpu` backend: it acquires an adapter and a device, uploads and
+ * allocates storage buffers, reads buffers back (the only asynchronous operation), caches
+ * compute pipelines by shader and specialisation, and records dispatches.
  *
- * Every kernel of ./kernels/ takes and returns GPUBuffers and only enqueues work: nothing is
- * read back until the caller awaits `read`. Queue order is submission order, so a kernel may
+ * Every kernel of ./kernels/ takes GPUBuffers and only enqueues work: nothing is read back
+ * until the caller awaits `read`. Work runs in the order it was enqueued, so a kernel may
  * consume the output of the previous one without any synchronisation.
+ *
+ * Batching: a training step issues thousands of small dispatches, and every queue submit has
+ * a fixed cost (large on a software adapter such as SwiftShader), so dispatches and copies are
+ * recorded into one pending command encoder, consecutive dispatches sharing a compute pass
+ * (WebGPU orders and synchronises the dispatches of a pass), and submitted together at a
+ * flush: when BATCH dispatches are pending, before a read, before `write` (queue.writeBuffer
+ * runs at the next queue operation, i.e. before work still in an unsubmitted encoder, so it
+ * must not overtake pending work that uses the buffer), on `flush()`, and at the latest in a
+ * microtask after the first recording, so work never waits for a read that does not come.
+ * Writing a freshly created buffer (`upload`) needs no flush: no pending work can use it.
+ * The uniforms of a batch are packed into one reused uniform buffer (one slot per dispatch),
+ * written just before the batch is submitted; temporaries a kernel is done with are handed to
+ * `release`, which destroys them after the submit (destroying a buffer that unsubmitted
+ * commands use would invalidate the submit).
  *
  * Binding convention of every shader: binding 0 of group 0 is a uniform struct of 4-byte
  * scalars (the kernel's sizes and scalars, packed by `Params`), bindings 1.. are the storage
@@ -61,17 +74,24 @@ export class Params {
     this.kinds.push("f");
     return this;
   }
-  /** Returns the packed bytes. */
-  bytes(): ArrayBuffer {
-    const n = Math.max(4, Math.ceil(this.words.length / 4) * 4);
-    const buf = new ArrayBuffer(n * 4);
-    const view = new DataView(buf);
+  /** The packed size in bytes: the words padded to a multiple of 16 bytes (at least 16). */
+  get byteLength(): number {
+    return Math.max(4, Math.ceil(this.words.length / 4) * 4) * 4;
+  }
+  /** Writes the packed words at byte `offset` of `view` (the padding is left as it is). */
+  writeTo(view: DataView, offset: number): void {
     this.words.forEach((w, i) => {
       const kind = this.kinds[i];
-      if (kind === "f") view.setFloat32(i * 4, w, true);
-      else if (kind === "i") view.setInt32(i * 4, w, true);
-      else view.setUint32(i * 4, w, true);
+      const at = offset + i * 4;
+      if (kind === "f") view.setFloat32(at, w, true);
+      else if (kind === "i") view.setInt32(at, w, true);
+      else view.setUint32(at, w, true);
     });
+  }
+  /** Returns the packed bytes. */
+  bytes(): ArrayBuffer {
+    const buf = new ArrayBuffer(this.byteLength);
+    this.writeTo(new DataView(buf), 0);
     return buf;
   }
 }
@@ -143,16 +163,54 @@ export type GpuArgs<K extends keyof Backend> = Backend[K] extends (...args: infe
  */
 export type GpuKernel<K extends keyof Backend> = (rt: WebGpuRuntime, ...args: GpuArgs<K>) => void;
 
+/**
+ * Commands (dispatches and copies) recorded before the pending batch is submitted: enough to
+ * amortise a submit's fixed cost, few enough that the GPU starts early in a long step.
+ */
+export const BATCH = 64;
+
+/**
+ * Bytes between two uniform slots of a batch: at least the largest Params the kernels pack
+ * (64 bytes), and a multiple of every device's minUniformBufferOffsetAlignment (at most 256).
+ */
+const SLOT = 256;
+
+/** A compiled pipeline and its bind group layout (fetched once: each call makes a new object). */
+interface Compiled {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+}
+
 export class WebGpuRuntime {
-  private readonly pipelines = new Map<string, GPUComputePipeline>();
-  private readonly modules = new Map<string, GPUShaderModule>();
+  /** Shader modules by WGSL code, each with its pipelines by specialisation constants. */
+  private readonly shaders = new Map<
+    string,
+    { module: GPUShaderModule; pipelines: Map<string, Compiled> }
+  >();
   private placeholder: GPUBuffer | null = null;
+  /** The encoder recording the pending batch (null: nothing pending), and its open pass. */
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  /** Commands recorded in the pending batch, and how many of them took a uniform slot. */
+  private commands = 0;
+  private slots = 0;
+  /** Buffers to destroy once the pending batch is submitted (see `release`). */
+  private released: GPUBuffer[] = [];
+  /** The batch's uniform buffer, BATCH slots of SLOT bytes, and its host image. */
+  private readonly uniforms: GPUBuffer;
+  private readonly uniformImage = new ArrayBuffer(BATCH * SLOT);
+  private readonly uniformView = new DataView(this.uniformImage);
 
   private constructor(
     readonly device: GPUDevice,
     /** The adapter's vendor and architecture (e.g. google / swiftshader). */
     readonly info: { vendor: string; architecture: string; description: string },
-  ) {}
+  ) {
+    this.uniforms = device.createBuffer({
+      size: BATCH * SLOT,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+  }
 
   /**
    * Returns a runtime on the default adapter; throws naming the platform when WebGPU or an
@@ -176,7 +234,10 @@ export class WebGpuRuntime {
     });
   }
 
-  /** Returns a storage buffer holding a copy of `data` (size rounded up to 4 bytes). */
+  /**
+   * Returns a storage buffer holding a copy of `data` (size rounded up to 4 bytes). The buffer
+   * is new, so its write may run before pending work: no flush.
+   */
   upload(data: HostArray): GPUBuffer {
     const buffer = this.alloc(data.byteLength, 1);
     const padded = data.byteLength % 4 === 0 ? data : padTo4(data);
@@ -206,8 +267,12 @@ export class WebGpuRuntime {
     return this.placeholder;
   }
 
-  /** Overwrites the start of `buffer` with `data` (enqueued, in order with dispatches). */
+  /**
+   * Overwrites the start of `buffer` with `data`, after every kernel enqueued before (the
+   * pending batch is submitted first, since the write would otherwise overtake it).
+   */
   write(buffer: GPUBuffer, data: HostArray): void {
+    this.flush();
     const padded = data.byteLength % 4 === 0 ? data : padTo4(data);
     this.device.queue.writeBuffer(buffer, 0, padded.buffer, padded.byteOffset, padded.byteLength);
   }
@@ -228,9 +293,8 @@ export class WebGpuRuntime {
       size,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
-    const encoder = this.device.createCommandEncoder();
-    encoder.copyBufferToBuffer(buffer, 0, staging, 0, size);
-    this.device.queue.submit([encoder.finish()]);
+    this.copy(buffer, 0, staging, 0, size);
+    this.flush();
     await staging.mapAsync(GPUMapMode.READ);
     const copy = staging.getMappedRange().slice(0, byteLength);
     staging.unmap();
@@ -240,30 +304,74 @@ export class WebGpuRuntime {
 
   /**
    * Returns the compute pipeline of entry point `main` of `code` specialised by the override
-   * constants, compiled once per (shader, constants) pair.
+   * constants, compiled once per (shader, constants) pair, with its bind group layout.
    */
-  private pipeline(code: string, constants: Record<string, number>): GPUComputePipeline {
-    const key = `${code}\u0000${JSON.stringify(constants)}`;
-    let p = this.pipelines.get(key);
-    if (!p) {
-      let module = this.modules.get(code);
-      if (!module) {
-        module = this.device.createShaderModule({ code });
-        this.modules.set(code, module);
-      }
-      p = this.device.createComputePipeline({
-        layout: "auto",
-        compute: { module, entryPoint: "main", constants },
-      });
-      this.pipelines.set(key, p);
+  private compiled(code: string, constants: Record<string, number>): Compiled {
+    let shader = this.shaders.get(code);
+    if (!shader) {
+      shader = { module: this.device.createShaderModule({ code }), pipelines: new Map() };
+      this.shaders.set(code, shader);
     }
-    return p;
+    const key = JSON.stringify(constants);
+    let c = shader.pipelines.get(key);
+    if (!c) {
+      const pipeline = this.device.createComputePipeline({
+        layout: "auto",
+        compute: { module: shader.module, entryPoint: "main", constants },
+      });
+      c = { pipeline, layout: pipeline.getBindGroupLayout(0) };
+      shader.pipelines.set(key, c);
+    }
+    return c;
+  }
+
+  /**
+   * Returns the encoder of the pending batch, starting one (and scheduling its submission at
+   * the end of the current task at the latest) when nothing is pending.
+   */
+  private recorder(): GPUCommandEncoder {
+    if (!this.encoder) {
+      this.encoder = this.device.createCommandEncoder();
+      queueMicrotask(() => this.flush());
+    }
+    return this.encoder;
+  }
+
+  /** Ends the open compute pass, so that a copy can be recorded. */
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = null;
+  }
+
+  /** Counts one recorded command; submits the batch when it is full. */
+  private recorded(): void {
+    if (++this.commands >= BATCH) this.flush();
+  }
+
+  /**
+   * Returns the binding of `params` for the dispatch being recorded: its slot of the batch's
+   * uniform buffer, or (larger than a slot) a buffer of its own, released after the batch.
+   */
+  private uniform(params: Params): GPUBufferBinding {
+    const size = params.byteLength;
+    if (size > SLOT) {
+      const buffer = this.device.createBuffer({
+        size,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      });
+      this.device.queue.writeBuffer(buffer, 0, params.bytes());
+      this.release(buffer);
+      return { buffer };
+    }
+    const offset = this.slots++ * SLOT;
+    params.writeTo(this.uniformView, offset);
+    return { buffer: this.uniforms, offset, size };
   }
 
   /**
    * Enqueues one dispatch over `groups` workgroups of the pipeline of `code` (specialised by
    * the override `constants`) with the uniform `params` at binding 0 and `buffers` at
-   * bindings 1, 2, …
+   * bindings 1, 2, … It is recorded into the pending batch, submitted at the next flush.
    */
   dispatch(
     code: string,
@@ -273,41 +381,70 @@ export class WebGpuRuntime {
     constants: Record<string, number> = {},
   ): void {
     if (groups[0] === 0 || groups[1] === 0 || groups[2] === 0) return;
-    const pipeline = this.pipeline(code, constants);
-    const bytes = params.bytes();
-    const uniform = this.device.createBuffer({
-      size: bytes.byteLength,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-    });
-    this.device.queue.writeBuffer(uniform, 0, bytes);
+    const { pipeline, layout } = this.compiled(code, constants);
+    const encoder = this.recorder();
     const bindGroup = this.device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
+      layout,
       entries: [
-        { binding: 0, resource: { buffer: uniform } },
+        { binding: 0, resource: this.uniform(params) },
         ...buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } })),
       ],
     });
-    const encoder = this.device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(groups[0], groups[1], groups[2]);
-    pass.end();
-    this.device.queue.submit([encoder.finish()]);
-    // Destroying after submit is allowed: the submitted dispatch still sees the buffer.
-    uniform.destroy();
+    this.pass ??= encoder.beginComputePass();
+    this.pass.setPipeline(pipeline);
+    this.pass.setBindGroup(0, bindGroup);
+    this.pass.dispatchWorkgroups(groups[0], groups[1], groups[2]);
+    this.recorded();
   }
 
-  /** Enqueues a copy of `bytes` bytes from `src` to `dst` (offsets in bytes, multiples of 4). */
+  /**
+   * Enqueues a copy of `bytes` bytes from `src` to `dst` (offsets in bytes, multiples of 4),
+   * recorded into the pending batch between its dispatches.
+   */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     if (bytes <= 0) return;
-    const encoder = this.device.createCommandEncoder();
+    const encoder = this.recorder();
+    this.endPass();
     encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
-    this.device.queue.submit([encoder.finish()]);
+    this.recorded();
+  }
+
+  /**
+   * Destroys `buffer` once the work enqueued so far no longer needs it: at once when nothing
+   * is pending (work already submitted keeps a destroyed buffer alive until it completes),
+   * else after the pending batch is submitted. For a kernel's temporaries.
+   */
+  release(buffer: GPUBuffer): void {
+    if (this.encoder) this.released.push(buffer);
+    else buffer.destroy();
+  }
+
+  /**
+   * Submits the pending batch (its uniforms written first) and destroys the buffers released
+   * meanwhile. Enqueued work runs without it; it only decides when the GPU may start.
+   */
+  flush(): void {
+    const encoder = this.encoder;
+    if (encoder) {
+      this.endPass();
+      this.encoder = null;
+      if (this.slots > 0) {
+        this.device.queue.writeBuffer(this.uniforms, 0, this.uniformImage, 0, this.slots * SLOT);
+      }
+      this.device.queue.submit([encoder.finish()]);
+      this.commands = 0;
+      this.slots = 0;
+    }
+    const released = this.released;
+    this.released = [];
+    for (const b of released) b.destroy();
   }
 
   /** Releases the device (pipelines and buffers made from it become unusable). */
   destroy(): void {
+    this.pass = null;
+    this.encoder = null;
+    this.released = [];
     this.device.destroy();
   }
 }

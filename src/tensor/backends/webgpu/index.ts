@@ -1,18 +1,22 @@
 /**
- * The `webgpu` backend, first step: the runtime (device.ts) and the WGSL kernels of the
- * contract's operations (kernels/), each a function of (runtime, the Backend method's
- * arguments with GPUBuffers for arrays). Kernels enqueue work and never read back; only
- * `WebGpuRuntime.read` is asynchronous. Differences from the Float32Array contract:
+ * The `webgpu` backend: the runtime (device.ts), the WGSL kernels of the contract's operations
+ * (kernels/) and the Backend adapter (backend.ts: `webGpuBackend(rt)`, `createWebGpuBackend()`),
+ * whose arrays (GpuArray) stay in GPU memory between kernels; only `read` is asynchronous.
+ *
+ * The kernels are functions of (runtime, the Backend method's arguments with GPUBuffers for
+ * arrays) that only enqueue work. Where they differ from the contract, the adapter bridges:
  * - index arrays (targets, gatherRows/scatterAddRows idx) are i32 buffers (rt.upload(Int32Array));
  * - the attention mask is the Uint8Array's bytes as uploaded (rt.upload(mask));
- * - sumSquares writes its float32 result to element 0 of a buffer instead of returning it;
+ * - sumSquares writes its float32 result to element `at` (default 0) of a buffer;
  * - a writable buffer must not also be bound as another operand of the same call (WebGPU's
- *   aliasing rule); rope alone supports out === x, as the contract promises.
- * The Backend adapter, GPU-resident tensors and asynchronous reads in the tensor API are the
- * next steps (docs/ARCHITECTURE.md).
+ *   aliasing rule); rope alone supports out === x, as the contract promises. The adapter
+ *   binds an input that is also an output as a scratch copy.
+ * The runtime records kernels into batches submitted at reads, writes, `flush()` and the end of
+ * the current task (device.ts).
  */
 
-export { type HostArray, WebGpuRuntime } from "./device.js";
+export { createWebGpuBackend, GpuArray, type WebGpuBackend, webGpuBackend } from "./backend.js";
+export { BATCH, type HostArray, WebGpuRuntime } from "./device.js";
 export { adamw } from "./kernels/adamw.js";
 export { attention, attentionBackward, MAX_HEAD_DIM, rope } from "./kernels/attention.js";
 export {

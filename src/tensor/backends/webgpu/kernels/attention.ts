@@ -335,5 +335,5 @@ export const attentionBackward: GpuKernel<"attentionBackward"> = (rt, q, k, v, m
     const params = attentionParams(shape, mask !== null, kRows);
     rt.dispatch(ATTENTION_BACKWARD_KV, params, [q, k, v, m, gOut, stats, gk, gv], grid(kRows));
   }
-  stats.destroy();
+  rt.release(stats);
 };

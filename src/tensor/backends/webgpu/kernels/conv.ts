@@ -12,7 +12,8 @@
  * - conv2dBackward: gw = Σ_n gy[n]·col[n]ᵀ as N gemms accumulating with beta = 1; gx: a
  *   batched gemm wᵀ·gy[n] → gcol[n], then col2im.
  * - upsampleNearest and its backward: one invocation per output element, 64 per workgroup.
- * The column matrices are scratch buffers, released once the work using them is enqueued.
+ * The column matrices are scratch buffers, handed to rt.release once the work using them is
+ * enqueued (destroyed after it is submitted).
  */
 
 import type { Conv2dGeometry } from "../../backend.js";
@@ -150,7 +151,7 @@ export const conv2d: GpuKernel<"conv2d"> = (rt, x, w, out, ...g) => {
   const col = rt.alloc(N * R * P);
   im2col(rt, x, col, ...g);
   gemmBatched(rt, false, false, Cout, P, R, 1, w, 0, col, R * P, 0, out, Cout * P, N);
-  col.destroy();
+  rt.release(col);
 };
 
 /** Backend.conv2dBackward: writes gw (overwrites) and, when not null, gx. */
@@ -181,12 +182,12 @@ export const conv2dBackward: GpuKernel<"conv2dBackward"> = (rt, x, w, gy, gx, gw
       R,
     );
   }
-  col.destroy();
+  rt.release(col);
   if (!gx) return;
   const gcol = rt.alloc(N * R * P);
   gemmBatched(rt, true, false, R, P, Cout, 1, w, 0, gy, Cout * P, 0, gcol, R * P, N);
   col2im(rt, gcol, gx, ...g);
-  gcol.destroy();
+  rt.release(gcol);
 };
 
 /** Backend.upsampleNearest: out [NC, H·f, W·f] repeats every pixel of x over an f×f block. */

@@ -184,7 +184,7 @@ export const binary: GpuKernel<"binary"> = (rt, op, a, aStrides, b, bStrides, ou
   const meta = rt.upload(new Int32Array([...shape, ...aStrides, ...bStrides]));
   const params = new Params().u32(n).u32(shape.length);
   rt.dispatch(BINARY, params, [a, b, out, meta], grid(n / WG), { OP: binaryCode(op) });
-  meta.destroy();
+  rt.release(meta);
 };
 
 /** Backend.affine: out[i] = alpha · x[i] + beta. */

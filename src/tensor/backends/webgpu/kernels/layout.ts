@@ -7,7 +7,8 @@
  *   the reduced index space and combine their partial sums by a tree in workgroup memory, so
  *   a full reduction is as parallel as a per-row one.
  * - sumSquares: one workgroup of 256 invocations strides over x and tree-reduces; the sum
- *   is written to element 0 of a buffer (the caller reads it: only reads are asynchronous).
+ *   is written to element `at` of a buffer (it stays on the device: only reads are
+ *   asynchronous).
  * - scatterAddRows: one invocation per column walks the rows in order, so repeated indices add
  *   up without atomics (WGSL has no float atomics) and in the same order as js.
  * Sums are float32 (js: float64).
@@ -83,7 +84,7 @@ ${MAIN} {
 `;
 
 const SUM_SQUARES = /* wgsl */ `
-${prelude("n: u32", "read x, read_write out")}
+${prelude("n: u32, at: u32", "read x, read_write out")}
 var<workgroup> partial: array<f32, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) li: u32) {
@@ -95,7 +96,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
     if (li < s) { partial[li] += partial[li + s]; }
     workgroupBarrier();
   }
-  if (li == 0u) { out[0] = partial[0]; }
+  if (li == 0u) { out[p.at] = partial[0]; }
 }
 `;
 
@@ -139,7 +140,7 @@ export const copyStrided: GpuKernel<"copyStrided"> = (rt, src, srcOffset, srcStr
     .i32(dstOffset)
     .u32(accumulate ? 1 : 0);
   rt.dispatch(COPY, params, [src, dst, dims], grid(n / WG));
-  dims.destroy();
+  rt.release(dims);
 };
 
 /**
@@ -158,12 +159,12 @@ export const reduceSum: GpuKernel<"reduceSum"> = (rt, x, shape, out, outStrides,
   const dims = rt.upload(new Int32Array([...shape, ...xStrides, ...outStrides]));
   const params = new Params().u32(outSize).u32(shape.length);
   rt.dispatch(REDUCE_SUM, params, [x, out, dims], grid(outSize));
-  dims.destroy();
+  rt.release(dims);
 };
 
-/** Backend.sumSquares, written to out[0] (float32) instead of returned. */
-export function sumSquares(rt: WebGpuRuntime, x: GPUBuffer, n: number, out: GPUBuffer) {
-  rt.dispatch(SUM_SQUARES, new Params().u32(n), [x, out], [1, 1, 1]);
+/** Backend.sumSquares: out[at] = Σ x[i]² over i < n (float32; `at` defaults to 0). */
+export function sumSquares(rt: WebGpuRuntime, x: GPUBuffer, n: number, out: GPUBuffer, at = 0) {
+  rt.dispatch(SUM_SQUARES, new Params().u32(n).u32(at), [x, out], [1, 1, 1]);
 }
 
 /** Backend.gatherRows: out[r, :] = table[idx[r], :] (idx an i32 buffer, trusted). */
