@@ -39,6 +39,16 @@ export function withBackend<T>(name: BackendName, fn: () => T): T {
   }
 }
 
+/** Runs the async fn with `name` as the active backend, restoring js once it has settled. */
+export async function withBackendAsync<T>(name: BackendName, fn: () => Promise<T>): Promise<T> {
+  setBackend(name);
+  try {
+    return await fn();
+  } finally {
+    setBackend("js");
+  }
+}
+
 export interface GradCheckOptions {
   /** Finite-difference step (float32 needs a large one). */
   eps?: number;

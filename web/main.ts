@@ -15,7 +15,7 @@ import {
   Tokenizer,
   unseenWords,
 } from "../src/browser.js";
-import type { ImageSettings, ModelInfo, Reply, Request } from "./protocol.js";
+import type { BackendChoice, ImageSettings, ModelInfo, Reply, Request } from "./protocol.js";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -428,6 +428,13 @@ function configureForModel(m: ModelInfo): void {
       `${m.imageSize}×${m.imageSize}, ${m.imageChannels === 1 ? "grey" : "colour"}`,
     );
   addInfo("Loaded in", seconds(m.loadMs));
+  addInfo("Runs on", m.backendNote);
+}
+
+/** The page's `?backend=auto|js|webgpu` parameter (default auto). */
+function backendChoice(): BackendChoice {
+  const v = new URLSearchParams(location.search).get("backend") ?? "auto";
+  return v === "js" || v === "webgpu" ? v : "auto";
 }
 
 function addInfo(term: string, value: string): void {
@@ -505,7 +512,7 @@ async function describeModel(): Promise<void> {
 
 setBusy(false);
 setStatus("Loading the model…", "loading");
-send({ type: "load", url: modelUrl });
+send({ type: "load", url: modelUrl, backend: backendChoice() });
 describeModel().catch((err: unknown) => {
   addInfo("Note", `cannot describe the model: ${(err as Error).message}`);
 });

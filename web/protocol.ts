@@ -16,7 +16,7 @@ export interface ImageSettings {
 }
 
 export type Request =
-  | { type: "load"; url: string }
+  | { type: "load"; url: string; backend: BackendChoice }
   | { type: "draw"; id: number; caption: string; settings: ImageSettings }
   | { type: "caption"; id: number; image: Image; maxTokens: number }
   | {
@@ -29,6 +29,12 @@ export type Request =
       temperature: number;
     };
 
+/**
+ * Where the worker runs the model: "auto" takes WebGPU when the browser offers an adapter and
+ * the js backend otherwise; "js" and "webgpu" force one (the page's `?backend=` parameter).
+ */
+export type BackendChoice = "auto" | "js" | "webgpu";
+
 /** What the worker tells the page about the loaded model. */
 export interface ModelInfo {
   source: string;
@@ -40,6 +46,9 @@ export interface ModelInfo {
   parameters: number;
   contextLength: number | null;
   loadMs: number;
+  /** The backend the model runs on, and why (e.g. the adapter, or why WebGPU was not used). */
+  backend: "js" | "webgpu";
+  backendNote: string;
 }
 
 export type Reply =

@@ -1,11 +1,17 @@
 /**
  * The model's thread: loads the checkpoint with `TransfusionPipeline.fromUrl` and runs each
- * request of the page on the js backend, posting previews while an image is denoised. Work
- * here is synchronous, so requests run one after another; the page stays responsive because
- * none of it runs on the page's thread.
+ * request of the page, posting previews while an image is denoised, on WebGPU when the browser
+ * offers an adapter (or the page asks for it) and on the js backend otherwise. Requests run
+ * one after another, in the order they came; the page stays responsive because none of this
+ * runs on the page's thread.
  */
-import { type Image, TransfusionPipeline } from "../src/browser.js";
-import type { ImageSettings, Reply, Request } from "./protocol.js";
+import {
+  createWebGpuBackend,
+  type Image,
+  setActiveBackend,
+  TransfusionPipeline,
+} from "../src/browser.js";
+import type { BackendChoice, ImageSettings, ModelInfo, Reply, Request } from "./protocol.js";
 
 /** The part of a dedicated worker's global scope used here (the DOM types describe a window). */
 interface WorkerScope {
@@ -39,8 +45,31 @@ function loaded(): TransfusionPipeline {
   return pipeline;
 }
 
-async function load(url: string): Promise<void> {
+/**
+ * Makes the chosen backend active; returns it and a note for the page. "auto" falls back to js
+ * when WebGPU or an adapter is missing; "webgpu" fails then.
+ */
+async function chooseBackend(
+  choice: BackendChoice,
+): Promise<Pick<ModelInfo, "backend" | "backendNote">> {
+  if (choice === "js") return { backend: "js", backendNote: "js (chosen)" };
+  try {
+    const gpu = await createWebGpuBackend();
+    setActiveBackend(gpu);
+    const { vendor, architecture } = gpu.runtime.info;
+    return {
+      backend: "webgpu",
+      backendNote: `WebGPU (${[vendor, architecture].filter(Boolean).join(" ") || "adapter"})`,
+    };
+  } catch (err) {
+    if (choice === "webgpu") throw err;
+    return { backend: "js", backendNote: `js (no WebGPU: ${(err as Error).message})` };
+  }
+}
+
+async function load(url: string, choice: BackendChoice): Promise<void> {
   const t0 = performance.now();
+  const chosen = await chooseBackend(choice);
   const p = await TransfusionPipeline.fromUrl(url, {
     onProgress: ({ file, loaded, total }) => post({ type: "progress", file, loaded, total }),
   });
@@ -58,17 +87,18 @@ async function load(url: string): Promise<void> {
       parameters: p.model.parameterCount(),
       contextLength: p.contextLength,
       loadMs: performance.now() - t0,
+      ...chosen,
     },
   });
 }
 
-function run(r: Exclude<Request, { type: "load" }>): void {
+async function run(r: Exclude<Request, { type: "load" }>): Promise<void> {
   const p = loaded();
   const t0 = performance.now();
   const onImageStep = (_row: number, step: number, steps: number) =>
     post({ type: "step", id: r.id, step, steps });
   if (r.type === "draw") {
-    const { images } = p.textToImage([r.caption], {
+    const { images } = await p.textToImage([r.caption], {
       ...imageOptions(r.settings),
       onImageStep,
       previewEvery: r.settings.previewEvery,
@@ -77,10 +107,10 @@ function run(r: Exclude<Request, { type: "load" }>): void {
     });
     post({ type: "image", id: r.id, image: images[0]!, ms: performance.now() - t0 }, images);
   } else if (r.type === "caption") {
-    const [text] = p.caption([r.image], r.maxTokens);
+    const [text] = await p.caption([r.image], r.maxTokens);
     post({ type: "caption", id: r.id, text: text!, ms: performance.now() - t0 });
   } else {
-    const parts = p.generate(
+    const parts = await p.generate(
       { parts: [{ text: r.prompt }] },
       {
         ...imageOptions(r.settings),
@@ -96,17 +126,17 @@ function run(r: Exclude<Request, { type: "load" }>): void {
   }
 }
 
+/** The request being served; the next one starts when it settles. */
+let queue: Promise<void> = Promise.resolve();
+
 scope.onmessage = (e) => {
   const r = e.data;
-  if (r.type === "load") {
-    load(r.url).catch((err: unknown) =>
-      post({ type: "error", id: null, message: (err as Error).message ?? String(err) }),
-    );
-    return;
-  }
-  try {
-    run(r);
-  } catch (err) {
-    post({ type: "error", id: r.id, message: (err as Error).message ?? String(err) });
-  }
+  const message = (err: unknown) => (err as Error).message ?? String(err);
+  queue = queue.then(() =>
+    r.type === "load"
+      ? load(r.url, r.backend).catch((err: unknown) =>
+          post({ type: "error", id: null, message: message(err) }),
+        )
+      : run(r).catch((err: unknown) => post({ type: "error", id: r.id, message: message(err) })),
+  );
 };

@@ -51,7 +51,7 @@ const FLOPS: Partial<Record<keyof Backend, (args: unknown[]) => number>> = {
  * Returns the kernels' times while `work` runs on the active backend, each call timed with
  * performance.now() (kernels are synchronous; the native ones use their own threads inside).
  */
-export function profileKernels(work: () => void): WorkProfile {
+export async function profileKernels(work: () => void | Promise<void>): Promise<WorkProfile> {
   const base = backend();
   const stats = new Map<string, { calls: number; seconds: number; flops: number }>();
   const timed: Record<string, unknown> = { ...base };
@@ -72,7 +72,7 @@ export function profileKernels(work: () => void): WorkProfile {
   const t0 = performance.now();
   setActiveBackend(timed as unknown as Backend);
   try {
-    work();
+    await work();
   } finally {
     setActiveBackend(base);
   }
@@ -114,14 +114,14 @@ export interface ProfileBenchOptions {
 }
 
 /** Returns the kernel profile of the train and sample benches' workloads. */
-export function runProfileBench(o: ProfileBenchOptions = {}): ProfileBenchResult {
+export async function runProfileBench(o: ProfileBenchOptions = {}): Promise<ProfileBenchResult> {
   if (o.backend) setBackend(o.backend);
   const steps = o.steps ?? 10;
-  const train = profileKernels(() => {
+  const train = await profileKernels(() => {
     runTrainBench({ steps, warmup: 1, sgemmN: 64 });
   });
-  const sample = profileKernels(() => {
-    runSampleBench({ repeats: 1 });
+  const sample = await profileKernels(async () => {
+    await runSampleBench({ repeats: 1 });
   });
   const be = backend();
   return { backend: be.name, threads: be.threads, train: { ...train, steps }, sample };

@@ -21,7 +21,7 @@ import { patchesPerImage } from "../model/config.js";
 import { Transfusion } from "../model/transfusion.js";
 import { type BackendName, backend, setBackend } from "../tensor/backends/index.js";
 import { Rng } from "../tensor/rng.js";
-import { median, modelShape, peakRssMb, timeSeconds } from "./stats.js";
+import { median, modelShape, peakRssMb, timeSecondsAsync } from "./stats.js";
 import {
   BENCH_SPECIAL,
   type BenchModelShape,
@@ -86,7 +86,7 @@ export interface SampleBenchResult {
 }
 
 /** Runs the sample bench and returns its figures. */
-export function runSampleBench(opts: SampleBenchOptions = {}): SampleBenchResult {
+export async function runSampleBench(opts: SampleBenchOptions = {}): Promise<SampleBenchResult> {
   const be = opts.backend ? setBackend(opts.backend) : backend();
   const isJs = be.name === "js";
   const progress = opts.onProgress ?? (() => {});
@@ -102,8 +102,8 @@ export function runSampleBench(opts: SampleBenchOptions = {}): SampleBenchResult
   const prompt = { segments: [{ text: randomText(new Rng(5), promptTokens, config.vocab) }] };
 
   /** Returns seconds to generate one image (what `generate` does for text-to-image). */
-  const image = (guidance: number | null, seed: number): number =>
-    timeSeconds(() => {
+  const image = (guidance: number | null, seed: number): Promise<number> =>
+    timeSecondsAsync(() =>
       generateBatch(model, [prompt], new Float32Array(0), BENCH_SPECIAL, {
         sampling: GREEDY,
         maxNewTokens: 1,
@@ -113,8 +113,8 @@ export function runSampleBench(opts: SampleBenchOptions = {}): SampleBenchResult
         sampler,
         guidanceScale: guidance,
         seed,
-      });
-    });
+      }),
+    );
 
   /** Returns [prefill ms, ms per new token] of greedy decoding with the KV cache. */
   const timeText = (): [number, number] => {
@@ -139,13 +139,13 @@ export function runSampleBench(opts: SampleBenchOptions = {}): SampleBenchResult
   const prefill: number[] = [];
   const perToken: number[] = [];
   progress("warm-up");
-  image(null, 0);
-  image(guidanceScale, 0);
+  await image(null, 0);
+  await image(guidanceScale, 0);
   timeText();
   for (let r = 0; r < repeats; r++) {
-    plain.push(image(null, r + 1));
+    plain.push(await image(null, r + 1));
     progress(`image ${r + 1}/${repeats}: ${plain[r]!.toFixed(3)} s`);
-    guided.push(image(guidanceScale, r + 1));
+    guided.push(await image(guidanceScale, r + 1));
     progress(`guided image ${r + 1}/${repeats}: ${guided[r]!.toFixed(3)} s`);
     const [p, t] = timeText();
     prefill.push(p);

@@ -16,6 +16,13 @@ export function timeSeconds(fn: () => void): number {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
+/** Returns seconds elapsed until fn's promise settles. */
+export async function timeSecondsAsync(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
 /** Returns the peak resident set size of this process so far, in MB. */
 export function peakRssMb(): number {
   return process.resourceUsage().maxRSS / 1024;

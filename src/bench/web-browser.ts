@@ -66,6 +66,17 @@ export const HEADLESS_CHROMIUM_ARGS: readonly string[] = [
   "--disable-sync",
 ];
 
+/**
+ * The flags of a headless Chromium that offers WebGPU without a GPU: its software adapter
+ * (SwiftShader, a CPU implementation: correct and slow). HEADLESS_CHROMIUM_ARGS without
+ * --disable-gpu, which would take WebGPU away.
+ */
+export const WEBGPU_CHROMIUM_ARGS: readonly string[] = [
+  ...HEADLESS_CHROMIUM_ARGS.filter((a) => a !== "--disable-gpu"),
+  "--enable-unsafe-webgpu",
+  "--use-webgpu-adapter=swiftshader",
+];
+
 /** Returns a headless Chromium. */
 export async function launch(executablePath: string): Promise<Browser> {
   const { chromium } = await playwright();
@@ -184,7 +195,8 @@ export async function runBrowser(
     await page.addInitScript(firstImageScript(caption));
     progress("browser: loading the page and drawing the first image");
     try {
-      await page.goto(url);
+      // The js backend, whatever the browser offers: Node replays the page's work on js.
+      await page.goto(new URL("?backend=js", url).href);
       await page.waitForFunction(
         "window.__bench.firstImage !== null || window.__bench.error",
         null,

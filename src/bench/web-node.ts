@@ -10,7 +10,7 @@ import { generateBatch } from "../generate/generate.js";
 import { loadPipeline, type TransfusionPipeline } from "../generate/pipeline.js";
 import type { TextSampling } from "../generate/sampling.js";
 import { type BackendName, setBackend } from "../tensor/backends/index.js";
-import { timeSeconds } from "./stats.js";
+import { timeSecondsAsync } from "./stats.js";
 import { times, type WebBenchTimes, type WebBenchWorkload } from "./web-report.js";
 
 /** The text sampling of the page's continuations (web/worker.ts; as `transfusion complete`). */
@@ -39,12 +39,12 @@ function textSampling(w: Pick<WebBenchWorkload, "temperature">): TextSampling {
  * Returns the text tokens the continuation samples on the active backend and their decoded
  * text: `pipeline.generate` with images off, replayed through `generateBatch` to see the tokens.
  */
-export function continuationTokens(
+export async function continuationTokens(
   p: TransfusionPipeline,
   w: Omit<WebBenchWorkload, "continuationTokens">,
-): { tokens: number; text: string } {
+): Promise<{ tokens: number; text: string }> {
   const c = p.config;
-  const [row] = generateBatch(
+  const [row] = await generateBatch(
     p.model,
     [{ segments: [{ text: p.tokenizer.encode(w.prompt) }] }],
     new Float32Array(0),
@@ -73,27 +73,27 @@ export function continuationTokens(
 }
 
 /** Returns the Node figures on backend `name` for the page's workload. */
-export function runNode(
+export async function runNode(
   name: BackendName,
   checkpoint: string,
   w: WebBenchWorkload,
   caption: string,
   progress: (msg: string) => void,
-): WebBenchTimes & { threads: number } {
+): Promise<WebBenchTimes & { threads: number }> {
   const be = setBackend(name);
   const p = loadPipeline(checkpoint);
   const draw = (guided: boolean, seed: number) =>
-    timeSeconds(() =>
+    timeSecondsAsync(() =>
       p.textToImage([caption], {
         ...imageOptions(w, guided, seed),
         previewEvery: w.previewEvery,
         onPreview: () => {},
       }),
     );
-  const tokens = continuationTokens(p, w).tokens;
+  const { tokens } = await continuationTokens(p, w);
   const doc = { parts: [{ text: w.prompt }] };
   const write = () =>
-    timeSeconds(() =>
+    timeSecondsAsync(() =>
       p.generate(doc, {
         ...imageOptions(w, true, w.seed),
         sampling: textSampling(w),
@@ -102,24 +102,24 @@ export function runNode(
       }),
     );
   progress(`node ${name}: warm-up`);
-  draw(true, w.seed);
-  write();
+  await draw(true, w.seed);
+  await write();
   const runs = { imageSecondsGuided: [] as number[], imageSeconds: [] as number[] };
   const textSeconds: number[] = [];
   for (let r = 0; r < w.repeats; r++) {
-    runs.imageSecondsGuided.push(draw(true, w.seed + 1 + r));
+    runs.imageSecondsGuided.push(await draw(true, w.seed + 1 + r));
     progress(
       `node ${name}: guided image ${r + 1}/${w.repeats}: ${runs.imageSecondsGuided[r]!.toFixed(2)} s`,
     );
   }
   for (let r = 0; r < w.repeats; r++) {
-    runs.imageSeconds.push(draw(false, w.seed + 1 + w.repeats + r));
+    runs.imageSeconds.push(await draw(false, w.seed + 1 + w.repeats + r));
     progress(
       `node ${name}: unguided image ${r + 1}/${w.repeats}: ${runs.imageSeconds[r]!.toFixed(2)} s`,
     );
   }
   for (let r = 0; r < w.repeats; r++) {
-    textSeconds.push(write());
+    textSeconds.push(await write());
     progress(`node ${name}: continuation ${r + 1}/${w.repeats}: ${textSeconds[r]!.toFixed(3)} s`);
   }
   return { threads: be.threads, ...times({ ...runs, textSeconds }, tokens) };

@@ -109,7 +109,7 @@ export async function runWebBench(opts: WebBenchOptions): Promise<WebBenchResult
     repeats,
   };
   setBackend("js");
-  const replay = continuationTokens(nodeJs, partial);
+  const replay = await continuationTokens(nodeJs, partial);
   if (replay.text !== page.continuation) {
     throw new Error(
       `bench web: the page continued “${page.prompt}” with “${page.continuation}” but Node's js backend with “${replay.text}”; the tokens cannot be counted`,
@@ -136,7 +136,7 @@ export async function runWebBench(opts: WebBenchOptions): Promise<WebBenchResult
         progress(`node ${name}: skipped (${(err as Error).message})`);
         continue;
       }
-      node[name] = runNode(name, opts.checkpoint, workload, caption, progress);
+      node[name] = await runNode(name, opts.checkpoint, workload, caption, progress);
     }
   } finally {
     setBackend(previous);

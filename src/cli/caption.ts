@@ -38,7 +38,7 @@ export function registerCaption(program: Command): void {
       }
       images.push(image);
     }
-    const texts = p.caption(images, o.maxTokens);
+    const texts = await p.caption(images, o.maxTokens);
     if (o.json) printJson({ captions: paths.map((f, i) => ({ file: f, caption: texts[i] })) });
     else
       paths.forEach((f, i) => {

@@ -71,7 +71,7 @@ export function registerComplete(program: Command): void {
     const p = TransfusionPipeline.load(checkpoint);
     const settings = settingsRecord(p, checkpoint, o);
     const stage = stageProgress(Boolean(o.json));
-    const parts = p.generate(
+    const parts = await p.generate(
       { parts: [{ text: prompt }] },
       {
         ...imageOptions(o),

@@ -80,7 +80,7 @@ export function registerDemo(program: Command): void {
     }
     process.stderr.write("» scoring on held-out captions and images\n");
     // Scored in pixel space by the shapes checker (no learned classifier needed here).
-    const ev = evaluatePipeline(r.pipeline, r.dataset, {
+    const ev = await evaluatePipeline(r.pipeline, r.dataset, {
       count: Math.min(o.evalCount, r.dataset.split("test").size),
       batch: 25,
       image: { seed: 7 },

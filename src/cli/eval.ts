@@ -161,7 +161,7 @@ export function registerEval(program: Command): void {
         `» warning: --count ${o.count} is small for FID: at small n FID is biased upward, so compare it only with the real-vs-real floor (fidRealFloor) measured at the same n, never with FIDs at other counts\n`,
       );
     }
-    const r = evaluatePipeline(pipeline, dataset, {
+    const r = await evaluatePipeline(pipeline, dataset, {
       count: o.count,
       image: imageOptions(o),
       textCorpus,

@@ -129,7 +129,7 @@ export function registerGenerate(program: Command): void {
     // what `generate "<caption>" --seed K` draws on its own.
     const images: Image[] = [];
     for (const [j, job] of jobs.entries()) {
-      const { images: drawn } = p.textToImage([job.prompt], {
+      const { images: drawn } = await p.textToImage([job.prompt], {
         ...imageOptions(o),
         seed: job.seed,
         onImageStep: (_row, step, steps) =>

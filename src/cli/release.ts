@@ -175,7 +175,7 @@ async function scoreCard(
     imageSize: info.imageSize,
     ...(info.shapesDifficulty ? { difficulty: info.shapesDifficulty } : {}),
   });
-  const ev = evaluatePipeline(pipe, dataset, {
+  const ev = await evaluatePipeline(pipe, dataset, {
     count: Math.min(o.evalCount, dataset.split("test").size),
     batch: 25,
     image,

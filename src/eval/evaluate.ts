@@ -129,11 +129,11 @@ function heldOut(dataset: ImageTextDataset, from: number, n: number): Example[] 
 }
 
 /** Returns every metric of `pipeline` on `dataset`'s held-out split and held-out text. */
-export function evaluatePipeline(
+export async function evaluatePipeline(
   pipeline: TransfusionPipeline,
   dataset: ImageTextDataset,
   opts: EvaluateOptions,
-): EvaluateResult {
+): Promise<EvaluateResult> {
   const n = opts.count;
   const clf = opts.classifier;
   // A covariance for FID needs two samples; scoring alone needs one.
@@ -192,7 +192,7 @@ export function evaluatePipeline(
     const images: Image[] = [];
     for (let at = 0; at < n; at += batch) {
       const chunk = examples.slice(at, at + batch);
-      const out = pipeline.textToImage(
+      const out = await pipeline.textToImage(
         chunk.map((e) => e.caption),
         { ...image, firstSample: at },
       );
@@ -239,7 +239,7 @@ export function evaluatePipeline(
     let exact = 0;
     for (let at = 0; at < n; at += batch) {
       const chunk = examples.slice(at, at + batch);
-      const texts = pipeline.caption(chunk.map((e) => e.image));
+      const texts = await pipeline.caption(chunk.map((e) => e.image));
       texts.forEach((text, i) => {
         const ex = chunk[i]!;
         const ok = captionMatches(dataset.name, text, ex);
@@ -251,10 +251,10 @@ export function evaluatePipeline(
     }
     result.captionAccuracy = right / n;
     result.captionExact = exact / n;
-    result.captionLoss = captionLoss(pipeline, examples, batch);
+    result.captionLoss = await captionLoss(pipeline, examples, batch);
   }
 
-  if (!skip.imageLoss) result.imageLoss = heldOutImageLoss(pipeline, examples, batch);
+  if (!skip.imageLoss) result.imageLoss = await heldOutImageLoss(pipeline, examples, batch);
   return result;
 }
 

@@ -50,17 +50,17 @@ function packHeldOut(pipeline: TransfusionPipeline, docs: readonly TokenDocument
  * Returns the mean cross-entropy (nats per token) of each example's caption, end of document
  * included, teacher-forced after its clean image (t = 0), as captioning sees it.
  */
-export function captionLoss(
+export async function captionLoss(
   pipeline: TransfusionPipeline,
   examples: readonly Example[],
   batch = 25,
-): number {
+): Promise<number> {
   const c = pipeline.config;
   let nats = 0;
   let tokens = 0;
   for (let at = 0; at < examples.length; at += batch) {
     const chunk = examples.slice(at, at + batch);
-    const images = pipeline.imageSegments(chunk.map((e) => e.image));
+    const images = await pipeline.imageSegments(chunk.map((e) => e.image));
     const docs: TokenDocument[] = chunk.map((e, i) => ({
       segments: [images.segments[i]!, { text: pipeline.tokenizer.encode(e.caption) }],
     }));
@@ -93,11 +93,11 @@ export const IMAGE_LOSS_TIMESTEPS = [50, 150, 250, 350, 450, 550, 650, 750, 850,
  * noise seed, so every model is scored on the same noisy latents; for the discrete-token model
  * the mean cross-entropy (nats) of each image's codes after its caption.
  */
-export function heldOutImageLoss(
+export async function heldOutImageLoss(
   pipeline: TransfusionPipeline,
   examples: readonly Example[],
   batch = 25,
-): number {
+): Promise<number> {
   const c = pipeline.config;
   const schedule = cosineSchedule({ T: c.diffusionSteps });
   const rng = new Rng(mixSeed(2024, 0, 17));
@@ -105,7 +105,7 @@ export function heldOutImageLoss(
   let count = 0;
   for (let at = 0; at < examples.length; at += batch) {
     const chunk = examples.slice(at, at + batch);
-    const images = pipeline.imageSegments(chunk.map((e) => e.image));
+    const images = await pipeline.imageSegments(chunk.map((e) => e.image));
     const docs: TokenDocument[] = chunk.map((e, i) => {
       const step = IMAGE_LOSS_TIMESTEPS[(at + i) % IMAGE_LOSS_TIMESTEPS.length]!;
       const s = images.segments[i]!;

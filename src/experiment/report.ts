@@ -134,7 +134,7 @@ export async function writeReport(
       const r = result.records.find(
         (x) => x.variant === v.id && x.seed === seed0 && x.guidance === g,
       );
-      const out = pipeline.textToImage(captions, {
+      const out = await pipeline.textToImage(captions, {
         ...(r ? r.settings.image : {}),
         guidanceScale: g,
       });

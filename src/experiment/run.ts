@@ -324,7 +324,7 @@ export async function runExperiment(
           continue;
         }
         emit({ kind: "stage", message: `evaluating ${name} at guidance ${g}` });
-        const ev = evaluatePipeline(pipeline, dataset, {
+        const ev = await evaluatePipeline(pipeline, dataset, {
           count: o.evalCount,
           image: { sampler: o.sampler, steps: sampleSteps, guidanceScale: g, seed: 7 },
           textCorpus: base.textCorpus,

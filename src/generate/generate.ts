@@ -10,6 +10,10 @@
  * Classifier-free guidance doubles the batch: the unconditional rows hold the prompt with its
  * text removed, as the caption-dropped training examples do. The discrete-token model draws an
  * image as n code tokens after BOI instead of denoising (`sampleCodes`).
+ *
+ * The model runs on the active backend; the loop reads back only what it decides on (each
+ * step's logits, each denoising step's prediction), so it awaits those reads and runs on a
+ * device backend as on the host ones.
  */
 import { documentLength, type TokenDocument } from "../data/pack.js";
 import { guide, type Sampler } from "../diffusion/samplers.js";
@@ -50,7 +54,12 @@ export interface GenerateOptions {
    * … and at the last; `step` counts from 1. The latent is a fresh copy. Previews draw no
    * random numbers, so they never change the result. Not called for VQ codes.
    */
-  onImagePreview?: (row: number, step: number, steps: number, x0: Float32Array) => void;
+  onImagePreview?: (
+    row: number,
+    step: number,
+    steps: number,
+    x0: Float32Array,
+  ) => void | Promise<void>;
   /** Steps between previews (default 1: every step). */
   previewEvery?: number;
 }
@@ -72,13 +81,13 @@ export function unconditionalPrompt(doc: TokenDocument): TokenDocument {
  * Rows run in lockstep: with images "allow", every row must decide on BOI together, so use
  * one row per call there (the `generate` convenience does).
  */
-export function generateBatch(
+export async function generateBatch(
   model: Transfusion,
   prompts: readonly TokenDocument[],
   promptLatents: Float32Array,
   special: SpecialIds,
   opts: GenerateOptions,
-): GeneratedRow[] {
+): Promise<GeneratedRow[]> {
   checkSampling(opts.sampling);
   const c = model.config;
   checkSamplerFits(c, opts);
@@ -125,6 +134,7 @@ export function generateBatch(
   while (!done.every((d) => d === 1)) {
     // Choose each row's next token (BOI when an image is forced).
     const next = new Int32Array(rows.length).fill(special.padId);
+    const l = forceImage ? null : await readF32(logits);
     for (let b = 0; b < B; b++) {
       if (done[b]) continue;
       if (forceImage) {
@@ -132,12 +142,7 @@ export function generateBatch(
         continue;
       }
       if (imagesMade[b]! >= opts.maxImages) banned[special.boiId] = 1;
-      next[b] = sampleToken(
-        logits.f32.subarray(b * V, (b + 1) * V),
-        opts.sampling,
-        rngs[b]!,
-        banned,
-      );
+      next[b] = sampleToken(l!.subarray(b * V, (b + 1) * V), opts.sampling, rngs[b]!, banned);
       if (opts.images !== "forbid") banned[special.boiId] = 0;
     }
     forceImage = false;
@@ -161,8 +166,8 @@ export function generateBatch(
       }
     }
     if (wantsImage.length > 0) {
-      const codes = isDiscrete(c) ? sampleCodes(state, logits, B, guided, rngs, opts) : null;
-      const latents = codes ? null : denoiseImage(state, B, guided, rngs, opts);
+      const codes = isDiscrete(c) ? await sampleCodes(state, logits, B, guided, rngs, opts) : null;
+      const latents = codes ? null : await denoiseImage(state, B, guided, rngs, opts);
       for (const b of live) {
         const at = b * perLatent;
         out[b]!.parts.push(
@@ -193,13 +198,13 @@ export function generateBatch(
  * Returns the clean latents [B, C, H, W] of one image per row, denoised in place from pure
  * noise; the final clean latent is then committed to the cache (its keys/values recomputed).
  */
-function denoiseImage(
+async function denoiseImage(
   state: DecodeState,
   B: number,
   guided: boolean,
   rngs: Rng[],
   opts: GenerateOptions,
-): Float32Array {
+): Promise<Float32Array> {
   const c = state.model.config;
   const per = c.latentChannels * c.latentSize * c.latentSize;
   const shape = [state.batch, c.latentChannels, c.latentSize, c.latentSize];
@@ -216,18 +221,16 @@ function denoiseImage(
   for (let i = 0; i < ts.length; i++) {
     input.set(x);
     if (guided) input.set(x, B * per);
-    const pred = state.imageBlock(
-      new Tensor(input, shape),
-      new Int32Array(state.batch).fill(ts[i]!),
-      false,
-    ).f32;
+    const pred = await readF32(
+      state.imageBlock(new Tensor(input, shape), new Int32Array(state.batch).fill(ts[i]!), false),
+    );
     for (let b = 0; b < B; b++) {
       let p = pred.subarray(b * per, (b + 1) * per);
       if (guided)
         p = guide(p, pred.subarray((B + b) * per, (B + b + 1) * per), opts.guidanceScale!);
       const xb = x.subarray(b * per, (b + 1) * per);
       if (previewAt(i + 1)) {
-        opts.onImagePreview!(b, i + 1, ts.length, opts.sampler.predictX0(i, xb, p));
+        await opts.onImagePreview!(b, i + 1, ts.length, opts.sampler.predictX0(i, xb, p));
       }
       opts.sampler.step(i, xb, p, rngs[b]!);
       opts.onImageStep?.(b, i + 1, ts.length);
@@ -248,14 +251,14 @@ const CODE_SAMPLING: TextSampling = { temperature: 1, topK: 0, topP: 1 };
  * Guidance mixes the logits, l_u + s·(l_c − l_u), over the code tokens, as classifier-free
  * guidance does for token models.
  */
-function sampleCodes(
+async function sampleCodes(
   state: DecodeState,
   logits: Tensor,
   B: number,
   guided: boolean,
   rngs: Rng[],
   opts: GenerateOptions,
-): Int32Array {
+): Promise<Int32Array> {
   const c = state.model.config;
   const n = patchesPerImage(c);
   const first = textVocab(c);
@@ -266,10 +269,11 @@ function sampleCodes(
   let l = logits;
   for (let k = 0; k < n; k++) {
     const next = new Int32Array(state.batch);
+    const lh = await readF32(l);
     for (let b = 0; b < B; b++) {
-      const cond = l.f32.subarray(b * V + first, (b + 1) * V);
+      const cond = lh.subarray(b * V + first, (b + 1) * V);
       if (guided) {
-        const uncond = l.f32.subarray((B + b) * V + first, (B + b + 1) * V);
+        const uncond = lh.subarray((B + b) * V + first, (B + b + 1) * V);
         const s = opts.guidanceScale!;
         for (let j = 0; j < K; j++) mixed[j] = uncond[j]! + s * (cond[j]! - uncond[j]!);
       } else mixed.set(cond);
@@ -295,6 +299,12 @@ function checkSamplerFits(c: TransfusionConfig, opts: GenerateOptions): void {
       `generateBatch: the sampler predicts ${opts.sampler.prediction} but a model trained with objective "${objective}" predicts ${wants}; build it with createSampler(…, "${objective}")`,
     );
   }
+}
+
+/** Returns a float tensor's values on the host: its own array on a host backend, else a read. */
+async function readF32(t: Tensor): Promise<Float32Array> {
+  const d = t.data;
+  return d instanceof Float32Array ? d : ((await t.read()) as Float32Array);
 }
 
 function concatF32(a: Float32Array, b: Float32Array): Float32Array {

@@ -176,16 +176,18 @@ export class TransfusionPipeline {
   }
 
   /** Returns the scaled clean latents [N, C, h, w] of images (resized by the caller). */
-  encodeImages(images: readonly Image[]): Float32Array {
+  async encodeImages(images: readonly Image[]): Promise<Float32Array> {
     if (images.length === 0) return new Float32Array(0);
-    return this.klVae().encodeLatents(imagesToTensor(images)).f32;
+    return (await this.klVae().encodeLatents(imagesToTensor(images)).read()) as Float32Array;
   }
 
   /**
    * Returns prompt segments for images (clean latents at t = 0 with their latents, or the code
    * tokens of a discrete-token model, which need no latents).
    */
-  imageSegments(images: readonly Image[]): { segments: Segment[]; latents: Float32Array } {
+  async imageSegments(
+    images: readonly Image[],
+  ): Promise<{ segments: Segment[]; latents: Float32Array }> {
     const c = this.config;
     // Before touching the autoencoder: a text-only model takes prompts without images.
     if (images.length === 0) return { segments: [], latents: new Float32Array(0) };
@@ -198,11 +200,11 @@ export class TransfusionPipeline {
       return { segments, latents: new Float32Array(0) };
     }
     const segments = images.map((_, i) => ({ image: i, t: 0 }));
-    return { segments, latents: this.encodeImages(images) };
+    return { segments, latents: await this.encodeImages(images) };
   }
 
   /** Returns the images decoded from scaled latents, one per latent. */
-  decodeLatents(latents: readonly Float32Array[]): Image[] {
+  async decodeLatents(latents: readonly Float32Array[]): Promise<Image[]> {
     if (latents.length === 0) return [];
     const c = this.config;
     const per = c.latentChannels * c.latentSize * c.latentSize;
@@ -217,7 +219,7 @@ export class TransfusionPipeline {
   }
 
   /** Returns the images decoded from VQ code indices, one image per code array. */
-  decodeCodes(codes: readonly Int32Array[]): Image[] {
+  async decodeCodes(codes: readonly Int32Array[]): Promise<Image[]> {
     if (codes.length === 0) return [];
     if (!(this.vae instanceof VqVae)) {
       throw new Error(`${this.source}: a Transfusion model has latents, not VQ codes`);
@@ -233,7 +235,7 @@ export class TransfusionPipeline {
   /** Returns the image of a generated part (latent or codes). */
   private partImages(
     parts: ReadonlyArray<{ latent: Float32Array } | { codes: Int32Array }>,
-  ): Image[] {
+  ): Promise<Image[]> {
     const latents = parts.flatMap((p) => ("latent" in p ? [p.latent] : []));
     const codes = parts.flatMap((p) => ("codes" in p ? [p.codes] : []));
     return latents.length ? this.decodeLatents(latents) : this.decodeCodes(codes);
@@ -272,25 +274,25 @@ export class TransfusionPipeline {
       ...(onPreview && !isDiscrete(this.config)
         ? {
             previewEvery: o.previewEvery ?? 1,
-            onImagePreview: (row: number, step: number, steps: number, x0: Float32Array) =>
-              onPreview(row, step, steps, this.decodeLatents([x0])[0]!),
+            onImagePreview: async (row: number, step: number, steps: number, x0: Float32Array) =>
+              onPreview(row, step, steps, (await this.decodeLatents([x0]))[0]!),
           }
         : {}),
     };
   }
 
   /** Returns one generated image per caption (batched; deterministic for a seed). */
-  textToImage(
+  async textToImage(
     captions: readonly string[],
     options: Partial<ImageOptions> = {},
-  ): { images: Image[] } {
+  ): Promise<{ images: Image[] }> {
     const o = { ...DEFAULT_IMAGE_OPTIONS, ...options };
     this.requireImages();
     const prompts: TokenDocument[] = captions.map((c) => ({
       segments: c ? [{ text: this.tokenizer.encode(c) }] : [],
     }));
     this.checkContext(prompts, (this.config.latentSize / this.config.patchSize) ** 2 + 2);
-    const rows = generateBatch(this.model, prompts, new Float32Array(0), this.special, {
+    const rows = await generateBatch(this.model, prompts, new Float32Array(0), this.special, {
       sampling: GREEDY,
       maxNewTokens: 1,
       images: "force",
@@ -307,19 +309,19 @@ export class TransfusionPipeline {
       if (!part || "text" in part) throw new Error("textToImage: the model produced no image");
       return part;
     });
-    return { images: this.partImages(parts) };
+    return { images: await this.partImages(parts) };
   }
 
   /** Returns a caption per image (greedy decoding, images forbidden, up to maxTokens). */
-  caption(
+  async caption(
     images: readonly Image[],
     maxTokens = 32,
     sampling: TextSampling = GREEDY,
     seed = 0,
-  ): string[] {
-    const { segments, latents } = this.imageSegments(images);
+  ): Promise<string[]> {
+    const { segments, latents } = await this.imageSegments(images);
     const prompts: TokenDocument[] = segments.map((s) => ({ segments: [s] }));
-    const rows = generateBatch(this.model, prompts, latents, this.special, {
+    const rows = await generateBatch(this.model, prompts, latents, this.special, {
       sampling,
       maxNewTokens: maxTokens,
       images: "forbid",
@@ -346,20 +348,20 @@ export class TransfusionPipeline {
    * branch holds the prompt without its text and then the same generated tokens. Deterministic
    * for a seed.
    */
-  generate(doc: Document, options: CompleteOptions = {}): GeneratedPart[] {
+  async generate(doc: Document, options: CompleteOptions = {}): Promise<GeneratedPart[]> {
     const o = { ...DEFAULT_IMAGE_OPTIONS, ...options };
     const maxImages = options.maxImages ?? 2;
     if (!Number.isInteger(maxImages) || maxImages < 0)
       throw new Error(`generate: maxImages must be an integer ≥ 0, got ${maxImages}`);
     const images = doc.parts.flatMap((p) => ("image" in p ? [p.image] : []));
-    const prompt = this.imageSegments(images);
+    const prompt = await this.imageSegments(images);
     let k = 0;
     const segments: Segment[] = doc.parts.map((p) =>
       "text" in p ? { text: this.tokenizer.encode(p.text) } : prompt.segments[k++]!,
     );
     // A text-only model has no decoder for an image it might start.
     const canDraw = this.hasImages && maxImages > 0;
-    const rows = generateBatch(this.model, [{ segments }], prompt.latents, this.special, {
+    const rows = await generateBatch(this.model, [{ segments }], prompt.latents, this.special, {
       sampling: options.sampling ?? GREEDY,
       maxNewTokens: options.maxNewTokens ?? 64,
       images: canDraw ? "allow" : "forbid",
@@ -370,18 +372,23 @@ export class TransfusionPipeline {
       seed: o.seed,
       ...this.imageHooks(o),
     });
-    return rows[0]!.parts.map((p) =>
-      "text" in p
-        ? { text: this.tokenizer.decode(p.text.filter((t) => t !== this.special.eodId)) }
-        : { image: this.partImages([p])[0]! },
-    );
+    const parts: GeneratedPart[] = [];
+    for (const p of rows[0]!.parts) {
+      parts.push(
+        "text" in p
+          ? { text: this.tokenizer.decode(p.text.filter((t) => t !== this.special.eodId)) }
+          : { image: (await this.partImages([p]))[0]! },
+      );
+    }
+    return parts;
   }
 }
 
-/** Returns the images [N, C, H, W] of a tensor as Images. */
-function tensorImages(x: Tensor): Image[] {
+/** Returns the images [N, C, H, W] of a tensor as Images (read back from where it is). */
+async function tensorImages(x: Tensor): Promise<Image[]> {
   const [N, C, H, W] = x.shape as [number, number, number, number];
+  const v = (await x.read()) as Float32Array;
   return Array.from({ length: N }, (_, i) =>
-    floatToImage(x.f32.subarray(i * C * H * W, (i + 1) * C * H * W), C as 1 | 3, H, W),
+    floatToImage(v.subarray(i * C * H * W, (i + 1) * C * H * W), C as 1 | 3, H, W),
   );
 }

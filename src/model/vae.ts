@@ -15,8 +15,18 @@ import { Conv2d, GroupNorm } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
 import { ResBlock } from "../nn/resblock.js";
 import { upsampleNearest } from "../tensor/ops/conv.js";
-import { add, affine, exp, maximum, minimum, mul, silu } from "../tensor/ops/elementwise.js";
-import { slice } from "../tensor/ops/shape.js";
+import {
+  add,
+  addScalar,
+  affine,
+  exp,
+  maximum,
+  minimum,
+  mul,
+  scale,
+  silu,
+} from "../tensor/ops/elementwise.js";
+import { concat, slice } from "../tensor/ops/shape.js";
 import type { Rng } from "../tensor/rng.js";
 import { full, noGrad, randn, Tensor } from "../tensor/tensor.js";
 
@@ -323,35 +333,52 @@ export class Vae extends Module {
    * the posterior mean, unless `rng` is given, in which case it samples the posterior.
    */
   encodeLatents(images: Tensor, opts: { batchSize?: number; rng?: Rng } = {}): Tensor {
-    const [N, , H, W] = images.shape as [number, number, number, number];
-    const [c, h, w] = this.latentShape(H, W);
-    const out = new Float32Array(N * c * h * w);
-    forBatches(images, opts.batchSize ?? INFERENCE_BATCH, (x, at) => {
-      const { mean, logvar } = noGrad(() => this.encode(x));
-      const z = opts.rng ? noGrad(() => this.sample(mean, logvar, opts.rng!)) : mean;
-      const zf = z.f32;
-      const dst = out.subarray(at * c * h * w, at * c * h * w + zf.length);
-      for (let i = 0; i < zf.length; i++) dst[i] = (zf[i]! - this.shiftFactor) * this.scalingFactor;
-    });
-    return new Tensor(out, [N, c, h, w]);
+    const [, , H, W] = images.shape as [number, number, number, number];
+    this.latentShape(H, W);
+    return noGrad(() =>
+      mapBatches(images, opts.batchSize ?? INFERENCE_BATCH, (x) => {
+        const { mean, logvar } = this.encode(x);
+        const z = opts.rng ? this.sample(mean, logvar, opts.rng) : mean;
+        return scale(addScalar(z, -this.shiftFactor), this.scalingFactor);
+      }),
+    );
   }
 
   /** Returns images [N, C, H, W] (unclamped) decoded from scaled latents, without a graph. */
   decodeLatents(latents: Tensor, opts: { batchSize?: number } = {}): Tensor {
-    const [N, , h, w] = latents.shape as [number, number, number, number];
-    const f = this.downsampleFactor;
-    const C = this.config.imageChannels;
-    const out = new Float32Array(N * C * h * f * w * f);
     const inv = 1 / this.scalingFactor;
-    forBatches(latents, opts.batchSize ?? INFERENCE_BATCH, (zs, at) => {
-      const raw = new Tensor(
-        zs.f32.map((v) => v * inv + this.shiftFactor),
-        zs.shape,
-      );
-      const x = noGrad(() => this.decode(raw));
-      out.set(x.f32, at * C * h * f * w * f);
-    });
-    return new Tensor(out, [N, C, h * f, w * f]);
+    return noGrad(() =>
+      mapBatches(latents, opts.batchSize ?? INFERENCE_BATCH, (zs) =>
+        this.decode(affine(zs, inv, this.shiftFactor)),
+      ),
+    );
+  }
+}
+
+/**
+ * Returns fn applied to consecutive slices of x along axis 0, `batchSize` at a time, the
+ * results joined along axis 0. Nothing is read back, so it runs on any backend; errors start
+ * with `who`.
+ */
+export function mapBatches(
+  x: Tensor,
+  batchSize: number,
+  fn: (part: Tensor) => Tensor,
+  who = "vae",
+): Tensor {
+  checkBatches(x, batchSize, who);
+  const N = x.shape[0]!;
+  if (N <= batchSize) return fn(x);
+  const parts: Tensor[] = [];
+  for (let at = 0; at < N; at += batchSize)
+    parts.push(fn(slice(x, 0, at, Math.min(N, at + batchSize))));
+  return concat(parts, 0);
+}
+
+function checkBatches(x: Tensor, batchSize: number, who: string): void {
+  if (x.rank !== 4) throw new Error(`${who}: expected a 4-D batch, got [${x.shape.join(", ")}]`);
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new Error(`${who}: batchSize must be a positive integer, got ${batchSize}`);
   }
 }
 
@@ -362,10 +389,7 @@ export function forBatches(
   fn: (part: Tensor, at: number) => void,
   who = "vae",
 ): void {
-  if (x.rank !== 4) throw new Error(`${who}: expected a 4-D batch, got [${x.shape.join(", ")}]`);
-  if (!Number.isInteger(batchSize) || batchSize < 1) {
-    throw new Error(`${who}: batchSize must be a positive integer, got ${batchSize}`);
-  }
+  checkBatches(x, batchSize, who);
   const N = x.shape[0]!;
   const per = x.size / Math.max(1, N);
   for (let at = 0; at < N; at += batchSize) {

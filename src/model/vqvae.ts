@@ -16,9 +16,9 @@
 import { Module, uniformInit } from "../nn/module.js";
 import { add, affine, square, sub } from "../tensor/ops/elementwise.js";
 import { mean } from "../tensor/ops/reduce.js";
-import { gather, permute, reshape } from "../tensor/ops/shape.js";
+import { concat, gather, permute, reshape } from "../tensor/ops/shape.js";
 import type { Rng } from "../tensor/rng.js";
-import { noGrad, Tensor } from "../tensor/tensor.js";
+import { noGrad, type Tensor } from "../tensor/tensor.js";
 import {
   type ConvStackConfig,
   checkConvStack,
@@ -243,17 +243,13 @@ export class VqVae extends Module {
     const bad = codes.findIndex((k) => !(k >= 0 && k < K));
     if (bad >= 0)
       throw new Error(`vqvae.decodeCodes: code ${codes[bad]} at index ${bad} is outside [0, ${K})`);
-    const f = this.downsampleFactor;
-    const C = this.config.imageChannels;
-    const per = C * h * f * w * f;
-    const out = new Float32Array(N * per);
+    const parts: Tensor[] = [];
     for (let at = 0; at < N; at += INFERENCE_BATCH) {
       const n = Math.min(INFERENCE_BATCH, N - at);
       const part = codes.subarray(at * h * w, (at + n) * h * w);
-      const x = noGrad(() => this.decoder.forward(this.codeGridOf(part, n, h, w)));
-      out.set(x.f32, at * per);
+      parts.push(noGrad(() => this.decoder.forward(this.codeGridOf(part, n, h, w))));
     }
-    return new Tensor(out, [N, C, h * f, w * f]);
+    return parts.length === 1 ? parts[0]! : noGrad(() => concat(parts, 0));
   }
 
   /** Returns the code vectors of `codes` laid out as a grid [N, codeDim, h, w], without a graph. */

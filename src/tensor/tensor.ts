@@ -169,6 +169,13 @@ export class Tensor {
     return backend().read(d, this.size);
   }
 
+  /** Moves the contents to host memory (nothing to do when they are there); see `store`. */
+  async toHost(): Promise<void> {
+    const d = this.data;
+    if (d instanceof Float32Array || d instanceof Int32Array) return;
+    this.data = await backend().read(d, this.size);
+  }
+
   /** Returns the single value of a one-element tensor, on every backend. */
   async readItem(): Promise<number> {
     if (this.size !== 1) throw new Error(`readItem(): tensor has ${this.size} elements, not 1`);

@@ -5,7 +5,7 @@
  * behind per-step seconds and the ETA of progress reports. It lives in tensor/ because it
  * knows only parameters and gradients, so every layer above may use it.
  */
-import { type AdamW, type CosineSchedule, clipFactor, cosineLr } from "./optim.js";
+import { type AdamW, type CosineSchedule, clipFactorOf, cosineLr, gradNorm } from "./optim.js";
 import type { Tensor } from "./tensor.js";
 
 export interface TrainStepperOptions {
@@ -39,7 +39,8 @@ export interface LoopTiming {
 
 export class TrainStepper {
   readonly opt: AdamW;
-  private readonly params: Tensor[];
+  /** The optimised parameters, in the optimiser's order (the clipping norm sums in it). */
+  readonly params: Tensor[];
   private readonly schedule: CosineSchedule;
   private readonly clip: number;
   private readonly skipNonFinite: boolean;
@@ -73,7 +74,16 @@ export class TrainStepper {
    * the gradients. `loss` matters only with skipNonFinite.
    */
   apply(step: number, loss = 0): StepUpdate {
-    const { norm, factor } = clipFactor(this.params, this.clip);
+    return this.applyWithNorm(step, loss, gradNorm(this.params));
+  }
+
+  /**
+   * As `apply`, with the gradient norm already read (`readGradNorm` of the optimiser's
+   * parameters): the form a loop takes on a device backend, where it awaits the norm together
+   * with the loss.
+   */
+  applyWithNorm(step: number, loss: number, gradientNorm: number): StepUpdate {
+    const { norm, factor } = clipFactorOf(gradientNorm, this.clip);
     const lr = this.lr(step);
     const applied = !this.skipNonFinite || (Number.isFinite(loss) && Number.isFinite(norm));
     if (applied) this.opt.update(lr, factor);

@@ -64,8 +64,9 @@ export async function trainStage(o: RunOptions, s: TrainStage): Promise<RunResul
   const writeSamples = async (trainer: Trainer) => {
     // A text-only model draws nothing.
     if (!ae) return;
+    await trainer.toHost();
     loadWeights(sampleModel, trainer.samplingWeights());
-    const { images } = sampler.textToImage(s.sampleCaptions, {
+    const { images } = await sampler.textToImage(s.sampleCaptions, {
       sampler: "ddim",
       steps: 25,
       guidanceScale: 3,
@@ -129,6 +130,7 @@ export async function trainStage(o: RunOptions, s: TrainStage): Promise<RunResul
   if (!r.interrupted) await writeSamples(trainer);
   files.checkpoint = ckptDir;
   files.metrics = metricsPath;
+  await trainer.toHost();
   loadWeights(sampleModel, trainer.samplingWeights());
   const last = history.slice(-20);
   const avg = (f: (m: StepMetrics) => number) =>

@@ -4,6 +4,10 @@
  *
  * Every step's randomness (which examples, their layout, t, noise) comes from an RNG seeded by
  * (seed, step), so a resumed run replays exactly the losses of an uninterrupted one.
+ *
+ * A step reads back only its loss and gradient norm, together, so the loop runs on a device
+ * backend too; weights, moments and the EMA stay where the backend keeps them until a
+ * checkpoint brings them to the host (`toHost`).
  */
 import { join } from "node:path";
 import type { NoiseSchedule } from "../diffusion/schedule.js";
@@ -20,11 +24,11 @@ import {
   writeSafetensorsFile,
 } from "../io/checkpoint.js";
 import { checkFiniteSaving } from "../io/integrity.js";
-import { lossValues, type TransfusionBatch, transfusionLoss } from "../model/loss.js";
+import { readLossValues, type TransfusionBatch, transfusionLoss } from "../model/loss.js";
 import type { Transfusion } from "../model/transfusion.js";
 import { backend } from "../tensor/backends/index.js";
-import { AdamW } from "../tensor/optim.js";
-import { withArena } from "../tensor/pool.js";
+import { AdamW, readGradNorm } from "../tensor/optim.js";
+import { withArenaAsync } from "../tensor/pool.js";
 import { Rng, mixSeed as stepSeed } from "../tensor/rng.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { TrainStepper } from "../tensor/train-step.js";
@@ -103,8 +107,8 @@ export class Trainer {
   /** Learning rate, clipping, the update and step timing. */
   private readonly stepper: TrainStepper;
   readonly settings: TrainSettings;
-  /** EMA of each parameter, by name. */
-  readonly ema = new Map<string, Float32Array>();
+  /** EMA of each parameter, by name (kept where the parameters are). */
+  readonly ema = new Map<string, Tensor>();
   /** Steps completed. */
   step = 0;
   /** Non-finite steps skipped so far. */
@@ -122,7 +126,7 @@ export class Trainer {
       // A bad batch or a spike is skipped, not applied; nanPatience decides when to give up.
       skipNonFinite: true,
     });
-    for (const [name, p] of o.model.namedParameters()) this.ema.set(name, p.f32.slice());
+    for (const [name, p] of o.model.namedParameters()) this.ema.set(name, p.clone());
   }
 
   /** Loads the checkpoint at `dir` (or its `.old` twin); returns the step it resumes from. */
@@ -134,7 +138,7 @@ export class Trainer {
     loadOptimizerTensors(this.model, this.opt, state, statePath);
     const modelPath = join(found, MODEL_FILE);
     // Same checks as loading for sampling: every shape the config implies, finite values.
-    loadModuleTensors(this.model, readSafetensorsFile(modelPath), modelPath, "", this.ema);
+    loadModuleTensors(this.model, readSafetensorsFile(modelPath), modelPath, "", this.emaHost());
     const step = Number(state.metadata.step);
     const adamStep = Number(state.metadata.adam_step);
     if (!Number.isInteger(step) || step < 0 || !Number.isInteger(adamStep)) {
@@ -152,12 +156,12 @@ export class Trainer {
   }
 
   /** Runs one step (or skips it if the loss or gradients are not finite); returns its metrics. */
-  trainStep(): StepMetrics {
+  trainStep(): Promise<StepMetrics> {
     // Every activation and gradient buffer of the step goes back to the pool at its end.
-    return withArena(() => this.trainStepInner());
+    return withArenaAsync(() => this.trainStepInner());
   }
 
-  private trainStepInner(): StepMetrics {
+  private async trainStepInner(): Promise<StepMetrics> {
     this.stepper.begin();
     const { seed } = this.settings;
     const batch = this.o.batchFor(this.step, new Rng(stepSeed(seed, this.step, 1)));
@@ -167,10 +171,18 @@ export class Trainer {
       this.o.schedule,
       new Rng(stepSeed(seed, this.step, 2)),
     );
-    const values = lossValues(parts);
-    const total = values.total;
     parts.total.backward();
-    const { lr, gradNorm: norm, applied: finite } = this.stepper.apply(this.step, total);
+    // The step's one wait for the backend: its loss and gradient norm, read together.
+    const [values, gradientNorm] = await Promise.all([
+      readLossValues(parts),
+      readGradNorm(this.stepper.params),
+    ]);
+    const total = values.total;
+    const {
+      lr,
+      gradNorm: norm,
+      applied: finite,
+    } = this.stepper.applyWithNorm(this.step, total, gradientNorm);
     if (finite) {
       this.updateEma();
       this.consecutiveBad = 0;
@@ -205,10 +217,32 @@ export class Trainer {
     updateEma(this.ema, this.model.namedParameters(), this.settings.emaDecay, this.opt.step);
   }
 
-  /** Returns the sampling weights by name (the EMA, or the raw weights when EMA is off). */
+  /** Returns the EMA's host arrays by name (after `toHost` on a device backend). */
+  private emaHost(): Map<string, Float32Array> {
+    return new Map([...this.ema].map(([n, t]) => [n, t.f32]));
+  }
+
+  /**
+   * Returns the sampling weights by name (the EMA, or the raw weights when EMA is off) as
+   * host arrays; on a device backend call `toHost` first.
+   */
   samplingWeights(): Map<string, Float32Array> {
-    if (this.settings.emaDecay > 0) return this.ema;
+    if (this.settings.emaDecay > 0) return this.emaHost();
     return new Map(this.model.namedParameters().map(([n, p]) => [n, p.f32]));
+  }
+
+  /**
+   * Brings the weights, the optimiser's moments and the EMA to host memory (nothing to do on
+   * a host backend); the next step moves them back to the device.
+   */
+  async toHost(): Promise<void> {
+    const tensors = [
+      ...this.model.parameters(),
+      ...this.opt.m,
+      ...this.opt.v,
+      ...this.ema.values(),
+    ];
+    await Promise.all(tensors.map((t) => t.toHost()));
   }
 
   /**
@@ -253,6 +287,7 @@ export class Trainer {
 
   /** Returns once a checkpoint is written and the onCheckpoint hook has finished. */
   private async checkpoint(): Promise<void> {
+    await this.toHost();
     const dir = this.save();
     if (dir) await this.o.onCheckpoint?.(dir, this.step);
   }
@@ -264,7 +299,7 @@ export class Trainer {
   async run(): Promise<{ steps: number; interrupted: boolean }> {
     const every = this.settings.checkpointEvery;
     while (this.step < this.settings.steps) {
-      const m = this.trainStep();
+      const m = await this.trainStep();
       await this.o.onStep?.(m);
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (this.o.shouldStop?.()) {
@@ -296,7 +331,7 @@ export function trainerOptimizer(named: Array<[string, Tensor]>, s: TrainSetting
  * the random init. d0 = 0 turns the EMA off (nothing is updated).
  */
 export function updateEma(
-  ema: Map<string, Float32Array>,
+  ema: Map<string, Tensor>,
   named: Array<[string, Tensor]>,
   d0: number,
   n: number,
@@ -305,9 +340,9 @@ export function updateEma(
   const d = Math.min(d0, (1 + n) / (10 + n));
   const be = backend();
   for (const [name, p] of named) {
-    const e = ema.get(name)!;
+    const e = ema.get(name)!.store;
     be.affine(e, e, e.length, d, 0);
-    be.axpy(e.length, 1 - d, p.f32, e);
+    be.axpy(e.length, 1 - d, p.store, e);
   }
 }
 

@@ -12,7 +12,7 @@ import {
 } from "../../src/bench/train.js";
 import { cosineSchedule } from "../../src/diffusion/schedule.js";
 import { Rng } from "../../src/tensor/rng.js";
-import { withBackend } from "../helpers.js";
+import { withBackend, withBackendAsync } from "../helpers.js";
 
 const TINY = { dim: 32, layers: 1, heads: 2, vocab: 64, latentSize: 4 };
 
@@ -131,8 +131,8 @@ test("train bench figures are finite, positive and consistent (js, tiny shape)",
   }));
 
 test("sample bench figures are finite, positive and consistent (js, tiny shape)", () =>
-  withBackend("js", () => {
-    const r = runSampleBench({
+  withBackendAsync("js", async () => {
+    const r = await runSampleBench({
       backend: "js",
       model: TINY,
       repeats: 2,

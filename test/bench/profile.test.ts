@@ -7,12 +7,12 @@ import { matmul } from "../../src/tensor/ops/linalg.js";
 import { Rng } from "../../src/tensor/rng.js";
 import { randn } from "../../src/tensor/tensor.js";
 
-test("profileKernels counts each kernel's calls and time, rates matrix products, and restores the backend", () => {
+test("profileKernels counts each kernel's calls and time, rates matrix products, and restores the backend", async () => {
   const before = backend();
   const rng = new Rng(1);
   const a = randn([64, 96], rng);
   const b = randn([96, 32], rng);
-  const p = profileKernels(() => {
+  const p = await profileKernels(() => {
     for (let i = 0; i < 3; i++) matmul(a, b);
   });
   assert.equal(backend(), before);

@@ -34,13 +34,16 @@ test("the shipped model is half precision, at most 10 MB, with a card that recor
   assert.match(md, new RegExp(`${(100 * card.scores.generationAccuracy).toFixed(1)}%`));
 });
 
-test("loadPretrained() draws what the caption asks and captions it back", () => {
+test("loadPretrained() draws what the caption asks and captions it back", async () => {
   const p = loadPretrained();
   const labels = { shapes: 1, colour: "red", kind: "circle", size: "large", position: "left" };
-  const { images } = p.textToImage(["a large red circle on the left"], { steps: 50, seed: 3 });
+  const { images } = await p.textToImage(["a large red circle on the left"], {
+    steps: 50,
+    seed: 3,
+  });
   const s = scoreShapeImage(images[0]!, labels);
   assert.ok(s.colour && s.kind, JSON.stringify(s));
-  assert.match(p.caption(images)[0]!, /red circle/);
+  assert.match((await p.caption(images))[0]!, /red circle/);
 });
 
 test("generate and caption use the shipped model when no --checkpoint is given", { skip }, () => {

@@ -51,15 +51,15 @@ function fake(
   describe: (image: Image, index: number) => string,
 ): TransfusionPipeline {
   const p = Object.create(TINY) as TransfusionPipeline;
-  p.textToImage = (captions, o = {}) => {
+  p.textToImage = async (captions, o = {}) => {
     const at = o.firstSample ?? 0;
     return { images: captions.map((c, i) => draw(c, at + i)), latents: [] };
   };
-  p.caption = (images) => images.map((img, i) => describe(img, i));
+  p.caption = async (images) => images.map((img, i) => describe(img, i));
   return p;
 }
 
-test("a generator that returns the real images scores the classifier's own accuracy, and its FID equals the real-vs-real floor", () => {
+test("a generator that returns the real images scores the classifier's own accuracy, and its FID equals the real-vs-real floor", async () => {
   const real = heldOut(0, N);
   // Held-out examples are rendered afresh on every read: images are matched by their pixels.
   const key = (img: Image) => Buffer.from(img.data).toString("latin1");
@@ -68,7 +68,12 @@ test("a generator that returns the real images scores the classifier's own accur
     (_c, i) => real[i]!.image,
     (img) => truth.get(key(img))!,
   );
-  const r = evaluatePipeline(p, shapes, { count: N, batch: 5, textCorpus: null, classifier: clf });
+  const r = await evaluatePipeline(p, shapes, {
+    count: N,
+    batch: 5,
+    textCorpus: null,
+    classifier: clf,
+  });
   const pred = clf.predict(real.map((e) => e.image)).labels;
   let right = 0;
   pred.forEach((labels, i) => {
@@ -93,7 +98,7 @@ test("a generator that returns the real images scores the classifier's own accur
   assert.equal(r.captions.length, N);
 });
 
-test("blank images are far from real ones and fail the checker; wrong captions score zero", () => {
+test("blank images are far from real ones and fail the checker; wrong captions score zero", async () => {
   const blank = (): Image => ({
     width: 32,
     height: 32,
@@ -101,7 +106,7 @@ test("blank images are far from real ones and fail the checker; wrong captions s
     data: new Uint8Array(32 * 32 * 3),
   });
   const p = fake(blank, () => "a purple banana in the sky");
-  const r = evaluatePipeline(p, shapes, { count: N, textCorpus: null, classifier: clf });
+  const r = await evaluatePipeline(p, shapes, { count: N, textCorpus: null, classifier: clf });
   assert.equal(r.checkerAccuracy, 0);
   assert.equal(r.captionAccuracy, 0);
   assert.ok(r.fid! > 2 * r.fidRealFloor!, `fid ${r.fid} vs floor ${r.fidRealFloor}`);
@@ -109,7 +114,7 @@ test("blank images are far from real ones and fail the checker; wrong captions s
   assert.equal(r.noiseImages, 1);
 });
 
-test("images that diverged into noise are counted as noise", () => {
+test("images that diverged into noise are counted as noise", async () => {
   const rng = new Rng(4);
   const noise = (): Image => {
     const data = new Uint8Array(32 * 32 * 3);
@@ -122,7 +127,7 @@ test("images that diverged into noise are counted as noise", () => {
     (_c, i) => (i % 2 === 0 ? noise() : real[i]!.image),
     () => "",
   );
-  const r = evaluatePipeline(p, shapes, { count: N, textCorpus: null, classifier: clf });
+  const r = await evaluatePipeline(p, shapes, { count: N, textCorpus: null, classifier: clf });
   assert.equal(r.noiseImages, Math.ceil(N / 2) / N);
 });
 
@@ -141,12 +146,12 @@ test("caption accuracy for shapes counts colour and kind, in any order; other da
   assert.ok(!captionMatches("mnist", "the digit one", digit));
 });
 
-test("skipped directions report null and a too-small held-out split is an error naming the dataset", () => {
+test("skipped directions report null and a too-small held-out split is an error naming the dataset", async () => {
   const p = fake(
     () => heldOut(0, 1)[0]!.image,
     () => "",
   );
-  const r = evaluatePipeline(p, shapes, {
+  const r = await evaluatePipeline(p, shapes, {
     count: 4,
     textCorpus: null,
     classifier: clf,
@@ -161,14 +166,14 @@ test("skipped directions report null and a too-small held-out split is an error 
     licence: "",
     split: () => ({ size: 5, get: (i: number) => test_.get(i) }),
   } as unknown as ImageTextDataset;
-  assert.throws(
+  await assert.rejects(
     () => evaluatePipeline(p, small, { count: 4, textCorpus: null, classifier: clf }),
     /tiny-set: 8 held-out examples needed, the test split has 5/,
   );
 });
 
-test("a tiny real pipeline is scored in every direction with finite metrics", () => {
-  const r = evaluatePipeline(TINY, shapes, {
+test("a tiny real pipeline is scored in every direction with finite metrics", async () => {
+  const r = await evaluatePipeline(TINY, shapes, {
     count: 4,
     batch: 2,
     image: { sampler: "ddim", steps: 2 },
@@ -187,14 +192,14 @@ test("a tiny real pipeline is scored in every direction with finite metrics", ()
   assert.equal(r.settings.classifier, "shapes-easy");
 });
 
-test("caption loss does not depend on how examples are batched (documents never see each other)", () => {
+test("caption loss does not depend on how examples are batched (documents never see each other)", async () => {
   const ex = heldOut(0, 6);
-  const together = captionLoss(TINY, ex, 6);
+  const together = await captionLoss(TINY, ex, 6);
   // Per-example losses weighted by their token counts (caption tokens + end of document).
   const count = (e: Example) => TINY.tokenizer.encode(e.caption).length + 1;
-  const weighted =
-    ex.reduce((s, e) => s + captionLoss(TINY, [e], 1) * count(e), 0) /
-    ex.reduce((s, e) => s + count(e), 0);
+  let sum = 0;
+  for (const e of ex) sum += (await captionLoss(TINY, [e], 1)) * count(e);
+  const weighted = sum / ex.reduce((s, e) => s + count(e), 0);
   assert.ok(Math.abs(together - weighted) < 1e-4, `${together} vs ${weighted}`);
   assert.ok(together > 0 && Number.isFinite(together));
 });

@@ -155,12 +155,30 @@ function t2i(over: Partial<GenerateOptions> = {}): GenerateOptions {
   };
 }
 
-test("guidance with s = 1 equals plain conditional sampling", () => {
+test("guidance with s = 1 equals plain conditional sampling", async () => {
   const m = model();
   const prompts: TokenDocument[] = [{ segments: [{ text: [5, 6, 7] }] }];
-  const a = generateBatch(m, prompts, new Float32Array(0), SPECIAL, t2i({ guidanceScale: null }));
-  const b = generateBatch(m, prompts, new Float32Array(0), SPECIAL, t2i({ guidanceScale: 1 }));
-  const c = generateBatch(m, prompts, new Float32Array(0), SPECIAL, t2i({ guidanceScale: 3 }));
+  const a = await generateBatch(
+    m,
+    prompts,
+    new Float32Array(0),
+    SPECIAL,
+    t2i({ guidanceScale: null }),
+  );
+  const b = await generateBatch(
+    m,
+    prompts,
+    new Float32Array(0),
+    SPECIAL,
+    t2i({ guidanceScale: 1 }),
+  );
+  const c = await generateBatch(
+    m,
+    prompts,
+    new Float32Array(0),
+    SPECIAL,
+    t2i({ guidanceScale: 3 }),
+  );
   const la = (a[0]!.parts[0] as { latent: Float32Array }).latent;
   const lb = (b[0]!.parts[0] as { latent: Float32Array }).latent;
   const lc = (c[0]!.parts[0] as { latent: Float32Array }).latent;
@@ -168,22 +186,22 @@ test("guidance with s = 1 equals plain conditional sampling", () => {
   assert.ok(maxAbsDiff(la, lc) > 1e-3, "guidance 3 changed nothing");
 });
 
-test("batched text-to-image equals one-by-one and is deterministic for a seed", () => {
+test("batched text-to-image equals one-by-one and is deterministic for a seed", async () => {
   const m = model();
   const prompts: TokenDocument[] = [
     { segments: [{ text: [5, 6, 7] }] },
     { segments: [{ text: [8] }] },
     { segments: [{ text: [9, 10] }] },
   ];
-  const batched = generateBatch(
+  const batched = await generateBatch(
     m,
     prompts,
     new Float32Array(0),
     SPECIAL,
     t2i({ guidanceScale: 2 }),
   );
-  prompts.forEach((p, i) => {
-    const one = generateBatch(
+  for (const [i, p] of prompts.entries()) {
+    const one = await generateBatch(
       m,
       [p],
       new Float32Array(0),
@@ -193,14 +211,20 @@ test("batched text-to-image equals one-by-one and is deterministic for a seed", 
     const a = (batched[i]!.parts[0] as { latent: Float32Array }).latent;
     const b = (one[0]!.parts[0] as { latent: Float32Array }).latent;
     assert.ok(maxAbsDiff(a, b) < 1e-4, `sample ${i} differs by ${maxAbsDiff(a, b)}`);
-  });
-  const again = generateBatch(m, prompts, new Float32Array(0), SPECIAL, t2i({ guidanceScale: 2 }));
+  }
+  const again = await generateBatch(
+    m,
+    prompts,
+    new Float32Array(0),
+    SPECIAL,
+    t2i({ guidanceScale: 2 }),
+  );
   assert.deepEqual(again, batched);
 });
 
-test("captioning never samples BOI or EOI and stops at end of document or the length limit", () => {
+test("captioning never samples BOI or EOI and stops at end of document or the length limit", async () => {
   const m = model();
-  const rows = generateBatch(m, [{ segments: [{ image: 0, t: 0 }] }], latent(5), SPECIAL, {
+  const rows = await generateBatch(m, [{ segments: [{ image: 0, t: 0 }] }], latent(5), SPECIAL, {
     ...t2i(),
     images: "forbid",
     stopAfterImage: false,

@@ -140,7 +140,7 @@ for (const be of availableBackends()) {
     }));
 }
 
-test("a tiny discrete model learns a caption → image pair, draws it and captions it", () => {
+test("a tiny discrete model learns a caption → image pair, draws it and captions it", async () => {
   const c = discreteConfig();
   const m = new Transfusion(c, new Rng(3));
   const caption = [7, 8, 9];
@@ -169,7 +169,7 @@ test("a tiny discrete model learns a caption → image pair, draws it and captio
     sampler: new DdimSampler(cosineSchedule(), { steps: 2 }),
     seed: 1,
   };
-  const [drawn] = generateBatch(
+  const [drawn] = await generateBatch(
     m,
     [{ segments: [{ text: caption }] }],
     new Float32Array(0),
@@ -190,15 +190,21 @@ test("a tiny discrete model learns a caption → image pair, draws it and captio
     [...part.codes],
     codes.map((k) => k - textVocab(c)),
   );
-  const [captioned] = generateBatch(m, [{ segments: [{ codes }] }], new Float32Array(0), SPECIAL, {
-    ...common,
-    sampling: GREEDY,
-    maxNewTokens: 8,
-    images: "forbid",
-    stopAfterImage: false,
-    maxImages: 0,
-    guidanceScale: null,
-  });
+  const [captioned] = await generateBatch(
+    m,
+    [{ segments: [{ codes }] }],
+    new Float32Array(0),
+    SPECIAL,
+    {
+      ...common,
+      sampling: GREEDY,
+      maxNewTokens: 8,
+      images: "forbid",
+      stopAfterImage: false,
+      maxImages: 0,
+      guidanceScale: null,
+    },
+  );
   const text = captioned!.parts.flatMap((p) => ("text" in p ? p.text : []));
   assert.deepEqual(text, [...caption, SPECIAL.eodId]);
 });

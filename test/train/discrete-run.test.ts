@@ -51,17 +51,17 @@ test("a discrete-token run trains, resumes, draws, captions and evaluates like T
 
   const p = TransfusionPipeline.load(out + "/checkpoint");
   assert.ok(p.vae instanceof VqVae);
-  const { images } = p.textToImage(["a large red circle", ""], { guidanceScale: 2, seed: 3 });
+  const { images } = await p.textToImage(["a large red circle", ""], { guidanceScale: 2, seed: 3 });
   assert.equal(images.length, 2);
   assert.equal(images[0]!.width, 32);
   // Same seed, same images: codes are drawn from per-sample streams.
-  const again2 = p.textToImage(["a large red circle"], { guidanceScale: 2, seed: 3 });
+  const again2 = await p.textToImage(["a large red circle"], { guidanceScale: 2, seed: 3 });
   assert.deepEqual(again2.images[0]!.data, images[0]!.data);
-  const captions = p.caption(images, 4);
+  const captions = await p.caption(images, 4);
   assert.equal(captions.length, 2);
 
   const ds = await getDataset("shapes", { imageSize: 32, difficulty: "easy" });
-  const ev = evaluatePipeline(p, ds, { count: 4, textCorpus: null, classifier: null });
+  const ev = await evaluatePipeline(p, ds, { count: 4, textCorpus: null, classifier: null });
   assert.ok(ev.checkerAccuracy !== null && ev.checkerAccuracy >= 0);
   assert.ok(Number.isFinite(ev.captionLoss!));
   // An untrained model spreads its guess over the 16 codes: about ln 16 nats per code.

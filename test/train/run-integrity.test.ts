@@ -291,9 +291,9 @@ test("documents with only text train a language model without a VAE", async () =
 
   const p = TransfusionPipeline.load(ckpt);
   assert.equal(p.hasImages, false);
-  const parts = p.generate({ parts: [{ text: "the whale" }] }, { maxNewTokens: 4 });
+  const parts = await p.generate({ parts: [{ text: "the whale" }] }, { maxNewTokens: 4 });
   assert.ok(parts.every((q) => typeof q.text === "string"));
-  assert.throws(() => p.textToImage(["a whale"]), /trained on text only/);
+  await assert.rejects(() => p.textToImage(["a whale"]), /trained on text only/);
 
   // A mixture of text-only and image documents trains both halves.
   const mixed = join(dir, "mixed.jsonl");
@@ -305,7 +305,7 @@ test("documents with only text train a language model without a VAE", async () =
   await runTraining(options(mixed, join(dir, "mixed"), 2));
   const q = TransfusionPipeline.load(join(dir, "mixed", "checkpoint"));
   assert.equal(q.hasImages, true);
-  assert.equal(q.textToImage(["a red circle"], { steps: 2 }).images.length, 1);
+  assert.equal((await q.textToImage(["a red circle"], { steps: 2 })).images.length, 1);
 });
 
 test("bad names and documents too long for seqLen fail before data, tokenizer or VAE work", async () => {

@@ -63,14 +63,17 @@ test("train on a JSONL file, resume, then generate and caption from the checkpoi
   assert.equal(readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").length, 5);
 
   const p = TransfusionPipeline.load(join(out, "checkpoint"));
-  const { images } = p.textToImage(["a large red circle", ""], { steps: 3, guidanceScale: 2 });
+  const { images } = await p.textToImage(["a large red circle", ""], {
+    steps: 3,
+    guidanceScale: 2,
+  });
   assert.equal(images.length, 2);
   assert.equal(images[0]!.width, 32);
-  assert.throws(
+  await assert.rejects(
     () => p.textToImage(["a large red circle ".repeat(40)]),
     /longer than the context of 64/,
   );
-  const captions = p.caption(images, 4);
+  const captions = await p.caption(images, 4);
   assert.equal(captions.length, 2);
   assert.equal(typeof captions[0], "string");
 });

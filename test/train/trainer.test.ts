@@ -85,12 +85,12 @@ test("a state holding NaN is never checkpointed; the previous checkpoint stays",
   const t = makeTrainer(dir, settings({ steps: 2 }));
   await t.trainer.run();
   const before = readFileSync(join(dir, "model.safetensors"));
-  t.trainer.ema.get("norm.weight")![1] = Number.NaN;
+  t.trainer.ema.get("norm.weight")!.f32[1] = Number.NaN;
   assert.throws(
     () => t.trainer.save(),
     /refusing to save .*ckpt\/model\.safetensors: tensor "norm\.weight" holds NaN at index 1/,
   );
-  t.trainer.ema.get("norm.weight")![1] = 1;
+  t.trainer.ema.get("norm.weight")!.f32[1] = 1;
   t.trainer.opt.v[0]!.f32[0] = Number.POSITIVE_INFINITY;
   assert.throws(
     () => t.trainer.save(),
@@ -121,9 +121,9 @@ test("a failed checkpoint write leaves the previous checkpoint intact", () => {
 
 test("a Transfusion training run's resident memory stays flat after warm-up", async () => {
   const t = makeTrainer(null, settings({ steps: 400 }));
-  for (let i = 0; i < 50; i++) t.trainer.trainStep();
+  for (let i = 0; i < 50; i++) await t.trainer.trainStep();
   const before = process.memoryUsage.rss();
-  for (let i = 0; i < 350; i++) t.trainer.trainStep();
+  for (let i = 0; i < 350; i++) await t.trainer.trainStep();
   const growthMb = (process.memoryUsage.rss() - before) / 2 ** 20;
   assert.ok(growthMb < 40, `RSS grew by ${growthMb.toFixed(1)} MB over 350 steps`);
 });

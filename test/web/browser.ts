@@ -21,13 +21,18 @@ export const chromiumSkip: string | false =
     ? false
     : `Chromium not found at ${CHROMIUM}: install it with \`apt-get install chromium\` (scripts/setup.sh does), or set TRANSFUSION_CHROMIUM`;
 
-/** Returns a headless Chromium; throws naming the path when it is missing (under CI). */
-export async function launchChromium(): Promise<Browser> {
+/**
+ * Returns a headless Chromium started with `args` (default: without WebGPU); throws naming
+ * the path when it is missing (under CI).
+ */
+export async function launchChromium(
+  args: readonly string[] = HEADLESS_CHROMIUM_ARGS,
+): Promise<Browser> {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`Chromium is required (CI is set) but ${CHROMIUM} does not exist`);
   }
-  // HEADLESS_CHROMIUM_ARGS has --no-sandbox: the tests run as root, where Chromium refuses its sandbox.
-  return chromium.launch({ executablePath: CHROMIUM, args: [...HEADLESS_CHROMIUM_ARGS] });
+  // Both flag sets have --no-sandbox: the tests run as root, where Chromium refuses its sandbox.
+  return chromium.launch({ executablePath: CHROMIUM, args: [...args] });
 }
 
 /** Returns the app built from web/ into `dir` (scripts/build-web.mjs, unminified). */

@@ -40,48 +40,50 @@ before(async () => {
   await runTraining({ ...tinyRunOptions("shapes", join(tmp, "run"), 3), maxImages: 64 });
 });
 
-test("fromFiles on a checkpoint's bytes draws, captions and continues exactly as load(dir)", () => {
+test("fromFiles on a checkpoint's bytes draws, captions and continues exactly as load(dir)", async () => {
   const disk = TransfusionPipeline.load(ckpt);
   const bytes = TransfusionPipeline.fromFiles(folderBytes(ckpt), { source: "bytes" });
   assert.equal(bytes.source, "bytes");
   assert.equal(bytes.contextLength, disk.contextLength);
-  const a = disk.textToImage(["a large red circle"], SETTINGS).images[0]!;
-  const b = bytes.textToImage(["a large red circle"], SETTINGS).images[0]!;
+  const a = (await disk.textToImage(["a large red circle"], SETTINGS)).images[0]!;
+  const b = (await bytes.textToImage(["a large red circle"], SETTINGS)).images[0]!;
   assert.equal(a.width, 32);
   assert.deepEqual(b, a);
-  assert.deepEqual(bytes.caption([a], 12), disk.caption([a], 12));
+  assert.deepEqual(await bytes.caption([a], 12), await disk.caption([a], 12));
   const doc = { parts: [{ text: "a small" }] };
   const o = { maxNewTokens: 8, steps: 3, seed: 4 };
-  assert.deepEqual(bytes.generate(doc, o), disk.generate(doc, o));
+  assert.deepEqual(await bytes.generate(doc, o), await disk.generate(doc, o));
   // Weights equal tensor for tensor, so every other use agrees too.
   const da = disk.model.namedParameters();
   const db = new Map(bytes.model.namedParameters());
   for (const [name, t] of da) assert.deepEqual(db.get(name)!.f32, t.f32, name);
 });
 
-test("previews show x̂0 at every k-th step and the last, and never change the image", () => {
+test("previews show x̂0 at every k-th step and the last, and never change the image", async () => {
   const p = TransfusionPipeline.load(ckpt);
-  const plain = p.textToImage(["a small blue square"], SETTINGS).images[0]!;
+  const plain = (await p.textToImage(["a small blue square"], SETTINGS)).images[0]!;
   const seen: number[] = [];
   let last = null as null | typeof plain;
-  const watched = p.textToImage(["a small blue square"], {
-    ...SETTINGS,
-    previewEvery: 4,
-    onPreview: (row, step, steps, image) => {
-      assert.equal(row, 0);
-      assert.equal(steps, SETTINGS.steps);
-      assert.equal(image.width, 32);
-      seen.push(step);
-      last = image;
-    },
-  }).images[0]!;
+  const watched = (
+    await p.textToImage(["a small blue square"], {
+      ...SETTINGS,
+      previewEvery: 4,
+      onPreview: (row, step, steps, image) => {
+        assert.equal(row, 0);
+        assert.equal(steps, SETTINGS.steps);
+        assert.equal(image.width, 32);
+        seen.push(step);
+        last = image;
+      },
+    })
+  ).images[0]!;
   assert.deepEqual(seen, [4, 6]);
   assert.deepEqual(watched, plain);
   // At the last step ᾱ_prev = 1, so the sample is x̂0 itself.
   assert.deepEqual(last, plain);
-  const ddim = p.textToImage(["a small blue square"], { ...SETTINGS, sampler: "ddim" });
+  const ddim = await p.textToImage(["a small blue square"], { ...SETTINGS, sampler: "ddim" });
   let ddimLast = null as null | typeof plain;
-  p.textToImage(["a small blue square"], {
+  await p.textToImage(["a small blue square"], {
     ...SETTINGS,
     sampler: "ddim",
     onPreview: (_r, _s, _n, image) => {
@@ -123,8 +125,8 @@ test("fromUrl fetches the files config.json names and gives the same pipeline", 
     assert.deepEqual(progress.at(-1), { loaded: want, total: want });
     const disk = TransfusionPipeline.load(ckpt);
     assert.deepEqual(
-      p.textToImage(["a large red circle"], SETTINGS).images,
-      disk.textToImage(["a large red circle"], SETTINGS).images,
+      (await p.textToImage(["a large red circle"], SETTINGS)).images,
+      (await disk.textToImage(["a large red circle"], SETTINGS)).images,
     );
     await assert.rejects(
       TransfusionPipeline.fromUrl(`http://127.0.0.1:${port}/nothing/`),

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { build } from "esbuild";
 import { type Browser, chromium, type Page } from "playwright-core";
+import { WEBGPU_CHROMIUM_ARGS } from "../../src/bench/web-browser.js";
 import { CHROMIUM, chromiumSkip, ROOT } from "../web/browser.js";
 import { CASES, type Summary } from "./cases.js";
 import { MODEL_CASES } from "./model-cases.js";
@@ -57,16 +58,7 @@ describe("webgpu kernels against js", { skip: chromiumSkip }, () => {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       // --no-sandbox: the tests run as root. SwiftShader is Chromium's CPU WebGPU adapter.
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--enable-unsafe-webgpu",
-        "--use-webgpu-adapter=swiftshader",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
+      args: [...WEBGPU_CHROMIUM_ARGS],
     });
     page = await browser.newPage();
     const pageErrors: string[] = [];

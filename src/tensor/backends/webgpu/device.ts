@@ -225,7 +225,20 @@ export class WebGpuRuntime {
         `navigator.gpu exists but no WebGPU adapter is available on ${ua ?? "this platform"} (headless Chromium without a GPU needs --use-webgpu-adapter=swiftshader)`,
       );
     }
-    const device = await adapter.requestDevice();
+    // The kernels need 256 invocations per workgroup (16×16 gemm tiles) and up to 10 storage
+    // buffers per dispatch; a compatibility-mode device (e.g. Dawn on OpenGL) defaults to less,
+    // so ask for what the adapter allows of those, and for its largest buffers.
+    const l = adapter.limits;
+    const device = await adapter.requestDevice({
+      requiredLimits: {
+        maxComputeInvocationsPerWorkgroup: Math.min(256, l.maxComputeInvocationsPerWorkgroup),
+        maxComputeWorkgroupSizeX: Math.min(256, l.maxComputeWorkgroupSizeX),
+        maxComputeWorkgroupSizeY: Math.min(256, l.maxComputeWorkgroupSizeY),
+        maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+        maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+        maxBufferSize: l.maxBufferSize,
+      },
+    });
     const i = adapter.info;
     return new WebGpuRuntime(device, {
       vendor: i?.vendor ?? "",
