@@ -14,17 +14,15 @@
  */
 
 import { type ActiveBackend, backend } from "./backends/current.js";
-import type { FloatStore } from "./storage.js";
+import type { DeviceArray, FloatStore } from "./storage.js";
 
-/** A pooled buffer and the backend that made it (null: a host Float32Array). */
-interface Pooled {
-  buf: FloatStore;
-  owner: ActiveBackend | null;
-}
-
-/** Free buffers by owner (null = host) and length. */
-const free = new Map<ActiveBackend | null, Map<number, FloatStore[]>>();
-let live: Pooled[] | null = null;
+// Host buffers (the hot path: every op's output on js and native) and device buffers are
+// pooled apart, the latter per backend that made them.
+const freeHost = new Map<number, Float32Array[]>();
+const freeDevice = new Map<ActiveBackend, Map<number, DeviceArray[]>>();
+/** Buffers handed out in the open arena (null: no arena). */
+let liveHost: Float32Array[] | null = null;
+let liveDevice: Array<{ buf: DeviceArray; owner: ActiveBackend }> = [];
 // `process` is missing in a browser, where the pool runs too.
 const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
 let debug = env?.TRANSFUSION_POOL_DEBUG === "1";
@@ -34,18 +32,26 @@ export function setPoolDebug(on: boolean): void {
   debug = on;
 }
 
-function take(owner: ActiveBackend | null, n: number): FloatStore | undefined {
-  const stack = free.get(owner)?.get(n);
+function takeHost(n: number): Float32Array | undefined {
+  const stack = freeHost.get(n);
   return stack && stack.length > 0 ? stack.pop() : undefined;
 }
 
 /** Returns a zero-filled host buffer of length n (pooled inside an arena). */
 export function allocHost(n: number): Float32Array {
-  if (live === null) return new Float32Array(n);
-  const b = take(null, n) as Float32Array | undefined;
-  live.push({ buf: b ?? new Float32Array(n), owner: null });
+  if (liveHost === null) return new Float32Array(n);
+  let b = takeHost(n);
   if (b) b.fill(0);
-  return live[live.length - 1]!.buf as Float32Array;
+  else b = new Float32Array(n);
+  liveHost.push(b);
+  return b;
+}
+
+function allocRawHost(n: number): Float32Array {
+  if (liveHost === null) return new Float32Array(n);
+  const b = takeHost(n) ?? new Float32Array(n);
+  liveHost.push(b);
+  return b;
 }
 
 /**
@@ -55,18 +61,12 @@ export function allocHost(n: number): Float32Array {
 export function alloc(n: number, raw = false): FloatStore {
   const be = backend();
   if (!be.device) return raw ? allocRawHost(n) : allocHost(n);
-  if (live === null) return be.alloc(n);
-  let b = take(be, n);
+  if (liveHost === null) return be.alloc(n);
+  const stack = freeDevice.get(be)?.get(n);
+  let b = stack && stack.length > 0 ? stack.pop() : undefined;
   if (b && !raw) be.fill(b, n, 0);
-  b ??= be.alloc(n);
-  live.push({ buf: b, owner: be });
-  return b;
-}
-
-function allocRawHost(n: number): Float32Array {
-  if (live === null) return new Float32Array(n);
-  const b = (take(null, n) as Float32Array | undefined) ?? new Float32Array(n);
-  live.push({ buf: b, owner: null });
+  b ??= be.alloc(n) as DeviceArray;
+  liveDevice.push({ buf: b, owner: be });
   return b;
 }
 
@@ -75,8 +75,8 @@ function allocRawHost(n: number): Float32Array {
  * pool afterwards. Arenas nest: an inner arena's buffers stay live until the outermost closes.
  */
 export function withArena<T>(fn: () => T): T {
-  if (live !== null) return fn();
-  live = [];
+  if (liveHost !== null) return fn();
+  liveHost = [];
   try {
     return fn();
   } finally {
@@ -86,17 +86,25 @@ export function withArena<T>(fn: () => T): T {
 
 /** Returns every buffer of the open arena to the pool and closes it. */
 function closeArena(): void {
-  const done = live ?? [];
-  live = null;
-  for (const { buf, owner } of done) {
-    if (debug) {
-      if (owner) owner.fill(buf, buf.length, Number.NaN);
-      else (buf as Float32Array).fill(Number.NaN);
+  const host = liveHost ?? [];
+  const device = liveDevice;
+  liveHost = null;
+  liveDevice = [];
+  for (const b of host) {
+    if (debug) b.fill(Number.NaN);
+    let stack = freeHost.get(b.length);
+    if (!stack) {
+      stack = [];
+      freeHost.set(b.length, stack);
     }
-    let byLength = free.get(owner);
+    stack.push(b);
+  }
+  for (const { buf, owner } of device) {
+    if (debug) owner.fill(buf, buf.length, Number.NaN);
+    let byLength = freeDevice.get(owner);
     if (!byLength) {
       byLength = new Map();
-      free.set(owner, byLength);
+      freeDevice.set(owner, byLength);
     }
     let stack = byLength.get(buf.length);
     if (!stack) {
@@ -114,8 +122,8 @@ function closeArena(): void {
  * the pool cannot tell whose allocation an interleaved task made.
  */
 export async function withArenaAsync<T>(fn: () => Promise<T>): Promise<T> {
-  if (live !== null) throw new Error("withArenaAsync: an arena is already open");
-  live = [];
+  if (liveHost !== null) throw new Error("withArenaAsync: an arena is already open");
+  liveHost = [];
   try {
     return await fn();
   } finally {
@@ -126,7 +134,8 @@ export async function withArenaAsync<T>(fn: () => Promise<T>): Promise<T> {
 /** Returns the bytes held by the pool (for benches and memory tests). */
 export function pooledBytes(): number {
   let s = 0;
-  for (const byLength of free.values()) {
+  for (const stack of freeHost.values()) for (const b of stack) s += b.byteLength;
+  for (const byLength of freeDevice.values()) {
     for (const stack of byLength.values()) for (const b of stack) s += b.length * 4;
   }
   return s;
@@ -134,5 +143,6 @@ export function pooledBytes(): number {
 
 /** Empties the pool (the buffers become garbage). */
 export function clearPool(): void {
-  free.clear();
+  freeHost.clear();
+  freeDevice.clear();
 }
