@@ -9,7 +9,7 @@ import type { SamplerKind } from "../diffusion/config.js";
 import { DEFAULT_IMAGE_OPTIONS, type ImageOptions } from "../generate/pipeline.js";
 import { MODEL_FILE, resolveCheckpointDir } from "../io/checkpoint.js";
 import { SHIPPED_MODEL, shippedModelDir } from "../io/shipped.js";
-import { setBackend } from "../tensor/backends/index.js";
+import { backendFromEnv, useBackend } from "../tensor/backends/index.js";
 import {
   parseBackend,
   parseInteger,
@@ -26,14 +26,14 @@ export function addRunFlags(cmd: Command, { quiet = false } = {}): Command {
   cmd
     .option(
       "--backend <name>",
-      "js or native (default: native when built; also TRANSFUSION_BACKEND)",
+      "js, native or webgpu (default: native when built; also TRANSFUSION_BACKEND)",
       parseBackend,
     )
     .option("--json", "print one JSON object on the last line");
   if (quiet) cmd.option("--quiet", "no progress lines");
-  cmd.hook("preAction", () => {
-    const name = cmd.opts().backend;
-    if (name) setBackend(name);
+  cmd.hook("preAction", async () => {
+    const name = cmd.opts().backend ?? backendFromEnv();
+    if (name) await useBackend(name);
   });
   return cmd;
 }

@@ -51,6 +51,8 @@ export function buildProgram(): Command {
   return program;
 }
 
+export { releaseDevices } from "../tensor/backends/index.js";
+
 /** Runs the CLI on argv; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();

@@ -169,6 +169,19 @@ export class Tensor {
     return backend().read(d, this.size);
   }
 
+  /**
+   * Overwrites the contents with `values` (as many as the tensor has). A device tensor's values
+   * move to the host with them and go back to the device at their next use.
+   */
+  assign(values: ArrayLike<number>): void {
+    if (values.length !== this.size) {
+      throw new Error(`${this}: assign() got ${values.length} values for ${this.size} elements`);
+    }
+    const d = this.data;
+    if (d instanceof Float32Array || d instanceof Int32Array) d.set(values);
+    else this.data = Float32Array.from(values);
+  }
+
   /** Moves the contents to host memory (nothing to do when they are there); see `store`. */
   async toHost(): Promise<void> {
     const d = this.data;

@@ -22,6 +22,7 @@ import {
 } from "../io/checkpoint.js";
 import { codeToken, type TransfusionConfig } from "../model/config.js";
 import { VqVae } from "../model/vqvae.js";
+import { onHost, onHostAsync } from "../tensor/backends/index.js";
 import {
   type Autoencoder,
   findAutoencoder,
@@ -224,7 +225,8 @@ export async function prepareRun(o: RunOptions): Promise<TrainStage> {
 
   let vaePsnr: number | null = null;
   if (hasImages && !ae) {
-    const r = await trainAutoencoder(o, out, discrete, data.images, emit);
+    // On a device backend the autoencoder trains on the host: its loop reads every step.
+    const r = await onHostAsync(() => trainAutoencoder(o, out, discrete, data.images, emit));
     ae = r.ae;
     vaePsnr = r.psnr;
     files[discrete ? "vqvae" : "vae"] = r.dir;
@@ -240,8 +242,10 @@ export async function prepareRun(o: RunOptions): Promise<TrainStage> {
       ae instanceof VqVae
         ? [1, ae.codeGrid(height, width)[0]]
         : (ae.latentShape(height, width).slice(0, 2) as [number, number]);
-    if (ae instanceof VqVae) codes = encodeAllCodes(ae, data.images, o.latentCache, o.data, emit);
-    else latents = encodeAll(ae, data.images, o.latentCache, o.data, emit);
+    const a = ae;
+    if (a instanceof VqVae)
+      codes = onHost(() => encodeAllCodes(a, data.images, o.latentCache, o.data, emit));
+    else latents = onHost(() => encodeAll(a, data.images, o.latentCache, o.data, emit));
   }
   // A text-only model keeps the preset's latent shape: its image codec exists but is unused.
   const config: TransfusionConfig =

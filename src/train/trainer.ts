@@ -351,7 +351,7 @@ export function loadWeights(model: Transfusion, weights: Map<string, Float32Arra
   for (const [name, p] of model.namedParameters()) {
     const w = weights.get(name);
     if (!w || w.length !== p.size) throw new Error(`loadWeights: missing or mis-shaped "${name}"`);
-    p.f32.set(w);
+    p.assign(w);
   }
 }
 

@@ -42,3 +42,9 @@ export function setBackendChooser(choose: () => ActiveBackend): void {
   chooser = choose;
   if (!chosenExplicitly) current = null;
 }
+
+/** Forgets the active backend, so the chooser picks again at the next use. */
+export function resetActiveBackend(): void {
+  current = null;
+  chosenExplicitly = false;
+}

@@ -311,11 +311,12 @@ export function webGpuBackend(rt: WebGpuRuntime): WebGpuBackend {
 }
 
 /**
- * Returns the webgpu backend on a new runtime (an adapter chosen by `options`); throws naming
- * the platform when WebGPU or an adapter is missing.
+ * Returns the webgpu backend on a new runtime (an adapter chosen by `options` from `gpu`,
+ * default navigator.gpu); throws naming the platform when WebGPU or an adapter is missing.
  */
 export async function createWebGpuBackend(
   options?: GPURequestAdapterOptions,
+  gpu?: GPU,
 ): Promise<WebGpuBackend> {
-  return webGpuBackend(await WebGpuRuntime.create(options));
+  return webGpuBackend(await WebGpuRuntime.create(options, gpu));
 }

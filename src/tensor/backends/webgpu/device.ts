@@ -205,6 +205,11 @@ export class WebGpuRuntime {
     readonly device: GPUDevice,
     /** The adapter's vendor and architecture (e.g. google / swiftshader). */
     readonly info: { vendor: string; architecture: string; description: string },
+    /**
+     * The WebGPU entry the device came from, held so that it lives as long as the runtime
+     * (Dawn in Node tears its instance down, pending work included, once it is collected).
+     */
+    readonly gpu: GPU,
   ) {
     this.uniforms = device.createBuffer({
       size: BATCH * SLOT,
@@ -213,11 +218,13 @@ export class WebGpuRuntime {
   }
 
   /**
-   * Returns a runtime on the default adapter; throws naming the platform when WebGPU or an
-   * adapter is missing.
+   * Returns a runtime on the adapter `options` choose from `gpu` (default: navigator.gpu);
+   * throws naming the platform when WebGPU or an adapter is missing.
    */
-  static async create(options: GPURequestAdapterOptions = {}): Promise<WebGpuRuntime> {
-    const gpu = gpuEntry();
+  static async create(
+    options: GPURequestAdapterOptions = {},
+    gpu: GPU = gpuEntry(),
+  ): Promise<WebGpuRuntime> {
     const adapter = await gpu.requestAdapter(options);
     if (!adapter) {
       const ua = (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent;
@@ -240,11 +247,15 @@ export class WebGpuRuntime {
       },
     });
     const i = adapter.info;
-    return new WebGpuRuntime(device, {
-      vendor: i?.vendor ?? "",
-      architecture: i?.architecture ?? "",
-      description: i?.description ?? "",
-    });
+    return new WebGpuRuntime(
+      device,
+      {
+        vendor: i?.vendor ?? "",
+        architecture: i?.architecture ?? "",
+        description: i?.description ?? "",
+      },
+      gpu,
+    );
   }
 
   /**

@@ -5,6 +5,12 @@
  * and keeps short rows (a few dozen columns) from idling most of the workgroup.
  * The helpers contain barriers, so they must be called in uniform control flow (every
  * invocation of the workgroup, no early return before them).
+ *
+ * Each helper also starts with a barrier. WGSL's rules do not need it (the previous call ends
+ * with one after every invocation has read the result), but Dawn's OpenGL backend on Mesa
+ * (llvmpipe) lets a call's first write to `red` overtake the previous call's read of red[0]:
+ * every kernel that reduces twice (GroupNorm's mean and variance, attention) then went wrong
+ * there, and right with the extra barrier.
  */
 
 export const ROW_WGSL = /* wgsl */ `
@@ -13,6 +19,7 @@ const LOWEST: f32 = -0x1.fffffep+127f;
 var<workgroup> red: array<f32, WG>;
 
 fn rowSum(li: u32, v: f32) -> f32 {
+  workgroupBarrier();
   red[li] = v;
   workgroupBarrier();
   for (var s = WG / 2u; s > 0u; s = s >> 1u) {
@@ -25,6 +32,7 @@ fn rowSum(li: u32, v: f32) -> f32 {
 }
 
 fn rowMax(li: u32, v: f32) -> f32 {
+  workgroupBarrier();
   red[li] = v;
   workgroupBarrier();
   for (var s = WG / 2u; s > 0u; s = s >> 1u) {
