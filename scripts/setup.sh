@@ -7,8 +7,11 @@ cd "$(dirname "$0")/.."
 # libopenblas-dev: BLAS for the native backend; g++ builds it; dataset-fashion-mnist: one of
 # the built-in datasets (optional for the rest); python3-torch: the PyTorch mirror of the model
 # in python/ (training at scale with torchrun, and the tests that hold it equal to this one);
-# chromium: the browser the web app's tests (test/web) drive headless through playwright-core.
-packages=(g++ make python3 libopenblas-dev dataset-fashion-mnist python3-torch chromium)
+# chromium: the browser the web app's tests (test/web) drive headless through playwright-core;
+# libegl1, libegl-mesa0, libgl1-mesa-dri: Mesa's OpenGL through EGL, where Dawn (the npm
+# `webgpu` package) finds a WebGPU adapter on a machine without a GPU driver (test/webgpu).
+packages=(g++ make python3 libopenblas-dev dataset-fashion-mnist python3-torch chromium
+  libegl1 libegl-mesa0 libgl1-mesa-dri)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -5,14 +5,14 @@
  */
 
 import { TransformerLM } from "../nn/lm.js";
-import { type BackendName, backend, setBackend } from "../tensor/backends/index.js";
+import { type BackendName, backend, useBackend } from "../tensor/backends/index.js";
 import { nativeSgemmDirectGflops } from "../tensor/backends/native.js";
-import { AdamW, clipFactor } from "../tensor/optim.js";
-import { withArena } from "../tensor/pool.js";
+import { AdamW, clipFactorOf, readGradNorm } from "../tensor/optim.js";
+import { withArenaAsync } from "../tensor/pool.js";
 import { Rng } from "../tensor/rng.js";
 import { intTensor } from "../tensor/tensor.js";
 import { trainStepFlops } from "./flops.js";
-import { median, peakRssMb, timeSeconds } from "./stats.js";
+import { median, peakRssMb, timeSecondsAsync } from "./stats.js";
 
 export interface CoreBenchOptions {
   backend?: BackendName;
@@ -53,25 +53,32 @@ export interface CoreBenchResult {
   peakRssMb: number;
 }
 
-/** Returns the GFLOP/s of the active backend's gemm on n×n×n (median of `reps`). */
-export function measureSgemm(n: number, reps = 5): number {
+/**
+ * Returns the GFLOP/s of the active backend's gemm on n×n×n (median of `reps`); on a device,
+ * each product is timed until a read of its output returns.
+ */
+export async function measureSgemm(n: number, reps = 5): Promise<number> {
   const be = backend();
   const rng = new Rng(1);
-  const a = rng.fillNormal(new Float32Array(n * n));
-  const b = rng.fillNormal(new Float32Array(n * n));
-  const c = new Float32Array(n * n);
-  be.gemm(false, false, n, n, n, 1, a, 0, n, b, 0, n, 0, c, 0, n); // warm-up
+  const a = be.upload(rng.fillNormal(new Float32Array(n * n)));
+  const b = be.upload(rng.fillNormal(new Float32Array(n * n)));
+  const c = be.alloc(n * n);
+  const product = async () => {
+    be.gemm(false, false, n, n, n, 1, a, 0, n, b, 0, n, 0, c, 0, n);
+    if (be.device) await be.read(c, 1);
+  };
+  await product(); // warm-up
   const times: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    times.push(timeSeconds(() => be.gemm(false, false, n, n, n, 1, a, 0, n, b, 0, n, 0, c, 0, n)));
-  }
+  for (let i = 0; i < reps; i++) times.push(await timeSecondsAsync(product));
   return (2 * n * n * n) / median(times) / 1e9;
 }
 
 /** Runs the core bench and returns its figures. */
-export function runCoreBench(opts: CoreBenchOptions = {}): CoreBenchResult {
-  const be = opts.backend ? setBackend(opts.backend) : backend();
-  const isJs = be.name === "js";
+export async function runCoreBench(opts: CoreBenchOptions = {}): Promise<CoreBenchResult> {
+  const be = opts.backend ? await useBackend(opts.backend) : backend();
+  // The reference step is sized for native; js, and webgpu until it has been timed on a real
+  // GPU, get a small one by default (the flags set the reference's on a GPU).
+  const isJs = be.name !== "native";
   const shape = {
     dim: opts.dim ?? (isJs ? 64 : 256),
     layers: opts.layers ?? (isJs ? 2 : 4),
@@ -88,8 +95,8 @@ export function runCoreBench(opts: CoreBenchOptions = {}): CoreBenchResult {
   const ours: number[] = [];
   const directs: number[] = [];
   for (let round = 0; round < (isJs ? 1 : 3); round++) {
-    ours.push(measureSgemm(sgemmN, isJs ? 3 : 7));
-    const d = isJs ? null : nativeSgemmDirectGflops(sgemmN, 7);
+    ours.push(await measureSgemm(sgemmN, isJs ? 3 : 7));
+    const d = be.name === "native" ? nativeSgemmDirectGflops(sgemmN, 7) : null;
     if (d !== null) directs.push(d);
   }
   const sgemmGflops = Math.max(...ours);
@@ -116,21 +123,25 @@ export function runCoreBench(opts: CoreBenchOptions = {}): CoreBenchResult {
   for (let i = 0; i < ids.length; i++) ids[i] = rng.int(shape.vocab);
   for (let i = 0; i < ids.length; i++) targets[i] = i % T === T - 1 ? -1 : ids[i + 1]!;
   const idsT = intTensor(ids, [B, T]);
-  // As in the trainer, a step's buffers are pooled and reused by the next step.
+  // As in the trainer, a step's buffers are pooled and reused by the next step, and its one
+  // read is the gradient norm; on a device the step ends when its last update is read back.
+  const params = model.parameters();
   const step = () =>
-    withArena(() => {
+    withArenaAsync(async () => {
       const loss = model.loss(idsT, targets);
       loss.backward();
-      const { factor } = clipFactor(model.parameters(), 1.0);
+      const { factor } = clipFactorOf(await readGradNorm(params), 1.0);
       opt.update(3e-4, factor);
       opt.zeroGrad();
+      // The queue runs in order, so one value read back means the whole step has run.
+      if (be.device) await be.read(params[0]!.store, 1);
     });
   const steps = opts.steps ?? (isJs ? 3 : 10);
   progress("warm-up steps");
-  for (let i = 0; i < 2; i++) step();
+  for (let i = 0; i < 2; i++) await step();
   const times: number[] = [];
   for (let i = 0; i < steps; i++) {
-    times.push(timeSeconds(step));
+    times.push(await timeSecondsAsync(step));
     progress(`step ${i + 1}/${steps}: ${(times[i]! * 1000).toFixed(0)} ms`);
   }
   const stepSeconds = median(times);

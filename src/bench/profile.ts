@@ -117,8 +117,8 @@ export interface ProfileBenchOptions {
 export async function runProfileBench(o: ProfileBenchOptions = {}): Promise<ProfileBenchResult> {
   if (o.backend) setBackend(o.backend);
   const steps = o.steps ?? 10;
-  const train = await profileKernels(() => {
-    runTrainBench({ steps, warmup: 1, sgemmN: 64 });
+  const train = await profileKernels(async () => {
+    await runTrainBench({ steps, warmup: 1, sgemmN: 64 });
   });
   const sample = await profileKernels(async () => {
     await runSampleBench({ repeats: 1 });

@@ -19,7 +19,7 @@ import { generateBatch } from "../generate/generate.js";
 import { GREEDY, sampleToken } from "../generate/sampling.js";
 import { patchesPerImage } from "../model/config.js";
 import { Transfusion } from "../model/transfusion.js";
-import { type BackendName, backend, setBackend } from "../tensor/backends/index.js";
+import { type BackendName, backend, useBackend } from "../tensor/backends/index.js";
 import { Rng } from "../tensor/rng.js";
 import { median, modelShape, peakRssMb, timeSecondsAsync } from "./stats.js";
 import {
@@ -87,8 +87,8 @@ export interface SampleBenchResult {
 
 /** Runs the sample bench and returns its figures. */
 export async function runSampleBench(opts: SampleBenchOptions = {}): Promise<SampleBenchResult> {
-  const be = opts.backend ? setBackend(opts.backend) : backend();
-  const isJs = be.name === "js";
+  const be = opts.backend ? await useBackend(opts.backend) : backend();
+  const isJs = be.name !== "native";
   const progress = opts.onProgress ?? (() => {});
   const config = benchConfig(opts.model);
   const model = new Transfusion(config, new Rng(1234));
@@ -117,7 +117,7 @@ export async function runSampleBench(opts: SampleBenchOptions = {}): Promise<Sam
     );
 
   /** Returns [prefill ms, ms per new token] of greedy decoding with the KV cache. */
-  const timeText = (): [number, number] => {
+  const timeText = async (): Promise<[number, number]> => {
     const state = new DecodeState(model, 1, promptTokens + newTokens);
     const banned = new Uint8Array(config.vocab);
     banned[BENCH_SPECIAL.boiId] = 1;
@@ -125,10 +125,13 @@ export async function runSampleBench(opts: SampleBenchOptions = {}): Promise<Sam
     banned[BENCH_SPECIAL.padId] = 1;
     const rng = new Rng(1);
     const t0 = process.hrtime.bigint();
-    let logits = state.prefill([prompt], new Float32Array(0), BENCH_SPECIAL);
+    let logits = (await state
+      .prefill([prompt], new Float32Array(0), BENCH_SPECIAL)
+      .read()) as Float32Array;
     const t1 = process.hrtime.bigint();
     for (let i = 0; i < newTokens; i++) {
-      logits = state.appendTokens(Int32Array.of(sampleToken(logits.f32, GREEDY, rng, banned)));
+      const next = Int32Array.of(sampleToken(logits, GREEDY, rng, banned));
+      logits = (await state.appendTokens(next).read()) as Float32Array;
     }
     const t2 = process.hrtime.bigint();
     return [Number(t1 - t0) / 1e6, Number(t2 - t1) / 1e6 / newTokens];
@@ -141,13 +144,13 @@ export async function runSampleBench(opts: SampleBenchOptions = {}): Promise<Sam
   progress("warm-up");
   await image(null, 0);
   await image(guidanceScale, 0);
-  timeText();
+  await timeText();
   for (let r = 0; r < repeats; r++) {
     plain.push(await image(null, r + 1));
     progress(`image ${r + 1}/${repeats}: ${plain[r]!.toFixed(3)} s`);
     guided.push(await image(guidanceScale, r + 1));
     progress(`guided image ${r + 1}/${repeats}: ${guided[r]!.toFixed(3)} s`);
-    const [p, t] = timeText();
+    const [p, t] = await timeText();
     prefill.push(p);
     perToken.push(t);
     progress(`text ${r + 1}/${repeats}: ${t.toFixed(2)} ms/token, prefill ${p.toFixed(1)} ms`);

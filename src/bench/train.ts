@@ -167,7 +167,7 @@ export function trainBenchBatch(
 }
 
 /** Runs the train bench and returns its figures. */
-export function runTrainBench(opts: TrainBenchOptions = {}): TrainBenchResult {
+export async function runTrainBench(opts: TrainBenchOptions = {}): Promise<TrainBenchResult> {
   const be = opts.backend ? setBackend(opts.backend) : backend();
   const isJs = be.name === "js";
   const progress = opts.onProgress ?? (() => {});
@@ -180,7 +180,7 @@ export function runTrainBench(opts: TrainBenchOptions = {}): TrainBenchResult {
   const sgemmN = opts.sgemmN ?? (isJs ? 256 : 1024);
   progress(`sgemm ${sgemmN}³ on ${be.name}`);
   const sgemmReps = isJs ? 3 : 7;
-  const sgemmGflopsBefore = measureSgemm(sgemmN, sgemmReps);
+  const sgemmGflopsBefore = await measureSgemm(sgemmN, sgemmReps);
 
   const model = new Transfusion(config, new Rng(1234));
   const schedule = cosineSchedule({ T: config.diffusionSteps });
@@ -232,7 +232,7 @@ export function runTrainBench(opts: TrainBenchOptions = {}): TrainBenchResult {
     progress(`step ${i + 1}/${steps}: ${(times[i]! * 1000).toFixed(0)} ms`);
   }
   progress(`sgemm ${sgemmN}³ again`);
-  const sgemmGflopsAfter = measureSgemm(sgemmN, sgemmReps);
+  const sgemmGflopsAfter = await measureSgemm(sgemmN, sgemmReps);
   const sgemmGflops = Math.max(sgemmGflopsBefore, sgemmGflopsAfter);
   const stepSeconds = median(times);
   const N = blockAndHeadParams(model);

@@ -11,6 +11,7 @@ import { ensureClassifier, isClassifierDataset, loadClassifier } from "../eval/c
 import { evaluatePipeline, writeScoredGrids } from "../eval/evaluate.js";
 import { TransfusionPipeline } from "../generate/pipeline.js";
 import { CONFIG_FILE, readJson, resolveCheckpointDir } from "../io/checkpoint.js";
+import { onHostAsync } from "../tensor/backends/index.js";
 import { parseDataName, parseInteger, parseShapesDifficulty, parseTextCorpus } from "./args.js";
 import {
   addCheckpointFlag,
@@ -136,14 +137,16 @@ export function registerEval(program: Command): void {
       classifier = loadClassifier(o.classifier).classifier;
       classifierDir = o.classifier;
     } else if (isClassifierDataset(data)) {
-      const c = await ensureClassifier({
-        dataset: data,
-        ...(difficulty ? { difficulty } : {}),
-        imageSize: info.imageSize,
-        ...(o.classifierRoot ? { root: o.classifierRoot } : {}),
-        onProgress: (p) =>
-          stage("training the evaluation classifier", p.step, p.steps, p.etaSeconds),
-      });
+      const c = await onHostAsync(() =>
+        ensureClassifier({
+          dataset: data,
+          ...(difficulty ? { difficulty } : {}),
+          imageSize: info.imageSize,
+          ...(o.classifierRoot ? { root: o.classifierRoot } : {}),
+          onProgress: (p) =>
+            stage("training the evaluation classifier", p.step, p.steps, p.etaSeconds),
+        }),
+      );
       if (c.trained) {
         process.stderr.write(
           `» trained the ${data} evaluation classifier (held-out accuracy ${c.report.accuracy.toFixed(3)}) → ${c.dir}\n`,

@@ -17,11 +17,11 @@ import {
   type ImageOptions,
   type TransfusionPipeline,
 } from "../generate/pipeline.js";
+import { onHost } from "../tensor/backends/index.js";
 import type { EvalClassifier } from "./classifier.js";
 import { captionLoss, heldOutImageLoss } from "./held-out-loss.js";
 import { fid } from "./metrics.js";
 import { bitsPerByte } from "./perplexity.js";
-
 import { colourAndKindMatch } from "./shapes.js";
 
 export interface EvaluateOptions {
@@ -179,7 +179,7 @@ export async function evaluatePipeline(
   if (!skip.text && opts.textCorpus) {
     const text = getTextCorpus(opts.textCorpus).split("test").text;
     opts.onProgress?.("text", 0, 1);
-    const r = bitsPerByte(pipeline, text, {
+    const r = await bitsPerByte(pipeline, text, {
       seqLen: pipeline.contextLength ?? 128,
       maxBytes: textBytes,
     });
@@ -202,15 +202,16 @@ export async function evaluatePipeline(
     let checked = 0;
     const ok = new Array<boolean>(n).fill(false);
     if (clf) {
-      const gen = clf.predict(images);
+      // The classifier runs on the host (its loops read values), whatever the model runs on.
+      const gen = onHost(() => clf.predict(images));
       gen.labels.forEach((pred, i) => {
         const want = clf.targets(examples[i]!.labels);
         ok[i] = want.every((t, h) => pred[h] === t);
       });
       result.generationAccuracy = ok.filter(Boolean).length / n;
       // Real sets: A = the examples whose captions were drawn, B = the next n held-out images.
-      const realA = clf.predict(examples.map((e) => e.image)).features;
-      const realB = clf.predict(heldOut(dataset, n, n).map((e) => e.image)).features;
+      const realA = onHost(() => clf.predict(examples.map((e) => e.image))).features;
+      const realB = onHost(() => clf.predict(heldOut(dataset, n, n).map((e) => e.image))).features;
       const d = clf.spec.featureDim;
       result.fid = fid(gen.features, n, realB, n, d);
       result.fidRealFloor = fid(realA, n, realB, n, d);

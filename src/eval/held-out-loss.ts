@@ -9,7 +9,7 @@ import { cosineSchedule } from "../diffusion/schedule.js";
 import type { TransfusionPipeline } from "../generate/pipeline.js";
 import { isDiscrete, type TransfusionConfig, textVocab } from "../model/config.js";
 import type { SequenceLayout } from "../model/layout.js";
-import { lossValues, transfusionLoss } from "../model/loss.js";
+import { readLossValues, transfusionLoss } from "../model/loss.js";
 import { crossEntropy } from "../tensor/ops/nn.js";
 import { mixSeed, Rng } from "../tensor/rng.js";
 import { noGrad, Tensor } from "../tensor/tensor.js";
@@ -68,17 +68,19 @@ export async function captionLoss(
     const xt = isDiscrete(c)
       ? null
       : new Tensor(images.latents, [chunk.length, c.latentChannels, c.latentSize, c.latentSize]);
-    noGrad(() => {
+    const losses = noGrad(() => {
       const textRows = textTargetRows(layout, c);
       const out = pipeline.model.forward(layout, xt, new Array(chunk.length).fill(0), {
         skipImagePred: true,
         textRows,
       });
-      if (!out.textLogits) return;
+      if (!out.textLogits) return null;
       const targets = Int32Array.from(out.textRows, (r) => layout.textTargets[r]!);
-      for (const l of crossEntropy(out.textLogits, targets, "none").f32) nats += l;
-      tokens += targets.length;
+      return crossEntropy(out.textLogits, targets, "none");
     });
+    if (!losses) continue;
+    for (const l of (await losses.read()) as Float32Array) nats += l;
+    tokens += losses.size;
   }
   return tokens > 0 ? nats / tokens : Number.NaN;
 }
@@ -118,7 +120,7 @@ export async function heldOutImageLoss(
     const parts = noGrad(() =>
       transfusionLoss(pipeline.model, { layout, latents: images.latents }, schedule, rng),
     );
-    total += lossValues(parts).image * chunk.length;
+    total += (await readLossValues(parts)).image * chunk.length;
     count += chunk.length;
   }
   return total / count;

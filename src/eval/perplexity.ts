@@ -62,11 +62,11 @@ export function windowStarts(count: number, seqLen: number): number[] {
  * every predicted token is summed, and bits per byte = Σ nats / ln 2 / UTF-8 bytes of the text.
  * The first token has no prediction; its bytes still count, a negligible bias on long texts.
  */
-export function bitsPerByte(
+export async function bitsPerByte(
   pipeline: TransfusionPipeline,
   text: string,
   opts: BitsPerByteOptions,
-): BitsPerByteResult {
+): Promise<BitsPerByteResult> {
   const { seqLen } = opts;
   if (!Number.isInteger(seqLen) || seqLen < 2) {
     throw new Error(`bitsPerByte: seqLen must be an integer ≥ 2, got ${seqLen}`);
@@ -112,14 +112,16 @@ export function bitsPerByte(
       },
       docs.length,
     );
-    noGrad(() => {
+    const losses = noGrad(() => {
       const out = pipeline.model.forward(layout, null, [], { skipImagePred: true });
-      if (!out.textLogits) return;
+      if (!out.textLogits) return null;
       const targets = Int32Array.from(out.textRows, (r) => layout.textTargets[r]!);
-      // Per-token losses summed here in float64 rather than in a float32 scalar.
-      for (const l of crossEntropy(out.textLogits, targets, "none").f32) nats += l;
-      tokens += targets.length;
+      return crossEntropy(out.textLogits, targets, "none");
     });
+    if (!losses) continue;
+    // Per-token losses summed here in float64 rather than in a float32 scalar.
+    for (const l of (await losses.read()) as Float32Array) nats += l;
+    tokens += losses.size;
   }
   const mean = nats / tokens;
   return {

@@ -22,6 +22,7 @@ import {
   writeJson,
 } from "../io/checkpoint.js";
 import { VQVAE_WEIGHTS_FILE } from "../io/vqvae-files.js";
+import { onHostAsync } from "../tensor/backends/index.js";
 import { type RunEvent, type RunOptions, readHistory, runTraining } from "../train/run.js";
 import { compareWithCheckpoint } from "../train/run-checks.js";
 import type { RunConfig } from "../train/run-config.js";
@@ -230,13 +231,15 @@ export async function runExperiment(
     });
   }
   emit({ kind: "stage", message: "loading the evaluation classifier" });
-  const clf = await ensureClassifier({
-    dataset: base.data,
-    ...(base.shapesDifficulty ? { difficulty: base.shapesDifficulty } : {}),
-    imageSize: datasetOptions.imageSize,
-    root: join(root, "classifiers"),
-    ...(o.classifierSteps ? { steps: o.classifierSteps } : {}),
-  });
+  const clf = await onHostAsync(() =>
+    ensureClassifier({
+      dataset: base.data,
+      ...(base.shapesDifficulty ? { difficulty: base.shapesDifficulty } : {}),
+      imageSize: datasetOptions.imageSize,
+      root: join(root, "classifiers"),
+      ...(o.classifierSteps ? { steps: o.classifierSteps } : {}),
+    }),
+  );
   if (clf.trained) {
     emit({
       kind: "stage",

@@ -12,7 +12,7 @@ import {
 } from "../../src/bench/train.js";
 import { cosineSchedule } from "../../src/diffusion/schedule.js";
 import { Rng } from "../../src/tensor/rng.js";
-import { withBackend, withBackendAsync } from "../helpers.js";
+import { withBackendAsync } from "../helpers.js";
 
 const TINY = { dim: 32, layers: 1, heads: 2, vocab: 64, latentSize: 4 };
 
@@ -59,8 +59,8 @@ test("the full train workload is 8 rows of exactly 130 positions with no padding
 });
 
 test("train bench figures are finite, positive and consistent (js, tiny shape)", () =>
-  withBackend("js", () => {
-    const r = runTrainBench({
+  withBackendAsync("js", async () => {
+    const r = await runTrainBench({
       backend: "js",
       model: TINY,
       batch: 2,

@@ -50,10 +50,10 @@ test("truncateUtf8 never splits a character", () => {
   assert.equal(truncateUtf8("🐋x", 3), "");
 });
 
-test("bitsPerByte equals a hand computation from one direct forward pass", () => {
+test("bitsPerByte equals a hand computation from one direct forward pass", async () => {
   const ids = P.tokenizer.encode(TEXT);
   const seqLen = ids.length; // one window covers the whole text
-  const got = bitsPerByte(P, TEXT, { seqLen });
+  const got = await bitsPerByte(P, TEXT, { seqLen });
   const { layout } = packDocuments(
     [{ segments: [{ text: ids }] }],
     {
@@ -88,29 +88,32 @@ test("bitsPerByte equals a hand computation from one direct forward pass", () =>
   assert.ok(Math.abs(got.perplexity - Math.exp(nats / (ids.length - 1))) < 1e-4 * got.perplexity);
 });
 
-test("a random-weight model's per-token perplexity is near the vocabulary size", () => {
+test("a random-weight model's per-token perplexity is near the vocabulary size", async () => {
   const text = SENTENCES.join(" ").repeat(3);
-  const r = bitsPerByte(P, text, { seqLen: 16 });
+  const r = await bitsPerByte(P, text, { seqLen: 16 });
   const V = P.model.config.vocab;
   assert.equal(r.tokens, P.tokenizer.encode(text).length - 1);
   assert.ok(r.perplexity > V / 2 && r.perplexity < V * 2, `perplexity ${r.perplexity}, vocab ${V}`);
   assert.ok(Number.isFinite(r.bitsPerByte) && r.bitsPerByte > 0);
 });
 
-test("batching windows does not change the result; maxBytes cuts the text", () => {
+test("batching windows does not change the result; maxBytes cuts the text", async () => {
   const text = SENTENCES.join(" ");
-  const one = bitsPerByte(P, text, { seqLen: 8, batch: 1 });
-  const many = bitsPerByte(P, text, { seqLen: 8, batch: 5 });
+  const one = await bitsPerByte(P, text, { seqLen: 8, batch: 1 });
+  const many = await bitsPerByte(P, text, { seqLen: 8, batch: 5 });
   assert.equal(one.tokens, many.tokens);
   assert.ok(Math.abs(one.nats - many.nats) < 1e-4 * one.nats);
-  const cut = bitsPerByte(P, text, { seqLen: 8, maxBytes: 40 });
+  const cut = await bitsPerByte(P, text, { seqLen: 8, maxBytes: 40 });
   assert.equal(cut.bytes, 40);
   assert.equal(cut.tokens, P.tokenizer.encode(text.slice(0, 40)).length - 1);
 });
 
-test("bitsPerByte rejects bad options and too-short texts", () => {
-  assert.throws(() => bitsPerByte(P, TEXT, { seqLen: 1 }), /seqLen must be an integer ≥ 2/);
-  assert.throws(() => bitsPerByte(P, "", { seqLen: 8 }), /at least 2 are needed/);
+test("bitsPerByte rejects bad options and too-short texts", async () => {
+  await assert.rejects(() => bitsPerByte(P, TEXT, { seqLen: 1 }), /seqLen must be an integer ≥ 2/);
+  await assert.rejects(() => bitsPerByte(P, "", { seqLen: 8 }), /at least 2 are needed/);
   const limited = new TransfusionPipeline(P.model, P.tokenizer, P.vae, "x", 8);
-  assert.throws(() => bitsPerByte(limited, TEXT, { seqLen: 16 }), /longer than the context of 8/);
+  await assert.rejects(
+    () => bitsPerByte(limited, TEXT, { seqLen: 16 }),
+    /longer than the context of 8/,
+  );
 });

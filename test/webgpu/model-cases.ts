@@ -14,6 +14,7 @@ import { DecodeState } from "../../src/generate/cache.js";
 import { makeConfig } from "../../src/model/config.js";
 import { readLossValues, transfusionLoss } from "../../src/model/loss.js";
 import { Transfusion } from "../../src/model/transfusion.js";
+import { type ActiveBackend, setActiveBackend } from "../../src/tensor/backends/current.js";
 import { conv2d, upsampleNearest } from "../../src/tensor/ops/conv.js";
 import * as E from "../../src/tensor/ops/elementwise.js";
 import { matmul } from "../../src/tensor/ops/linalg.js";
@@ -26,6 +27,7 @@ import { Rng } from "../../src/tensor/rng.js";
 import { intTensor, noGrad, Tensor } from "../../src/tensor/tensor.js";
 import { attentionShape, randomMask, transfusionMask } from "../attention-cases.js";
 import { tinyTrainBatch } from "../batches.js";
+import { compare, type Summary } from "./cases.js";
 
 /** What a case observed: named host arrays, compared between backends with tolerance `tol`. */
 export type Observed = Record<string, Float32Array>;
@@ -339,3 +341,36 @@ MODEL_CASES.push({
     return seen;
   },
 });
+
+/**
+ * Runs the model case named `name` under `reference` (js) and then under `device`, and returns
+ * the comparison of every observed array (device against reference), then of each `same` pair
+ * on the device. Leaves `reference` active.
+ */
+export async function compareModelCase(
+  name: string,
+  reference: ActiveBackend,
+  device: ActiveBackend,
+): Promise<Summary[]> {
+  const c = MODEL_CASES.find((m) => m.name === name);
+  if (!c) throw new Error(`no model case "${name}"`);
+  setActiveBackend(reference);
+  const want = await c.run();
+  setActiveBackend(device);
+  let got: Observed;
+  try {
+    got = await c.run();
+  } finally {
+    setActiveBackend(reference);
+  }
+  const { rtol, atol } = c;
+  const summaries = Object.keys(want).map((what) =>
+    compare({ what, got: got[what] ?? new Float32Array(0), want: want[what]!, rtol, atol }),
+  );
+  for (const [a, b] of c.same ?? []) {
+    summaries.push(
+      compare({ what: `device ${a} = ${b}`, got: got[a]!, want: got[b]!, rtol, atol }),
+    );
+  }
+  return summaries;
+}

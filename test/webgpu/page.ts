@@ -6,11 +6,10 @@
  */
 
 import type { ActiveBackend } from "../../src/tensor/backends/current.js";
-import { setActiveBackend } from "../../src/tensor/backends/current.js";
 import { jsBackend } from "../../src/tensor/backends/js.js";
 import { WebGpuRuntime, webGpuBackend } from "../../src/tensor/backends/webgpu/index.js";
-import { CASES, compare, runCase, type Summary } from "./cases.js";
-import { MODEL_CASES, type Observed } from "./model-cases.js";
+import { CASES, runCase } from "./cases.js";
+import { compareModelCase, MODEL_CASES } from "./model-cases.js";
 
 let rt: WebGpuRuntime | null = null;
 let gpu: ActiveBackend | null = null;
@@ -50,27 +49,7 @@ async function scoped<T>(fn: () => Promise<T>): Promise<{ result: T; errors: str
    * observed array (webgpu against js), then of each `same` pair on webgpu.
    */
   async runModel(name: string) {
-    const c = MODEL_CASES.find((m) => m.name === name);
-    if (!c) throw new Error(`no model case "${name}"`);
-    setActiveBackend(jsBackend);
-    const want = await c.run();
-    setActiveBackend(gpu!);
-    let got: Observed;
-    let found: string[];
-    try {
-      ({ result: got, errors: found } = await scoped(() => c.run()));
-    } finally {
-      setActiveBackend(jsBackend);
-    }
-    const { rtol, atol } = c;
-    const summaries: Summary[] = Object.keys(want).map((what) =>
-      compare({ what, got: got[what] ?? new Float32Array(0), want: want[what]!, rtol, atol }),
-    );
-    for (const [a, b] of c.same ?? []) {
-      summaries.push(
-        compare({ what: `webgpu ${a} = ${b}`, got: got[a]!, want: got[b]!, rtol, atol }),
-      );
-    }
-    return { summaries, errors: found };
+    const { result, errors } = await scoped(() => compareModelCase(name, jsBackend, gpu!));
+    return { summaries: result, errors };
   },
 };
