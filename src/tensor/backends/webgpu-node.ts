@@ -69,7 +69,7 @@ export async function createNodeWebGpuBackend(): Promise<WebGpuBackend> {
   }
   // GPUBufferUsage, GPUMapMode and the other constants the runtime reads as globals.
   Object.assign(globalThis, dawn.globals);
-  process.env.EGL_PLATFORM ??= "surfaceless";
+  if (!process.env.EGL_PLATFORM) process.env.EGL_PLATFORM = "surfaceless";
   const tried: string[] = [];
   for (const a of attempts()) {
     const gpu = dawn.create(a.flags);

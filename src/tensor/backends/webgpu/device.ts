@@ -229,7 +229,9 @@ export class WebGpuRuntime {
     if (!adapter) {
       const ua = (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent;
       throw new Error(
-        `navigator.gpu exists but no WebGPU adapter is available on ${ua ?? "this platform"} (headless Chromium without a GPU needs --use-webgpu-adapter=swiftshader)`,
+        ua
+          ? `navigator.gpu exists but no WebGPU adapter is available on ${ua} (headless Chromium without a GPU needs --use-webgpu-adapter=swiftshader)`
+          : "WebGPU offered no adapter",
       );
     }
     // The kernels need 256 invocations per workgroup (16×16 gemm tiles) and up to 10 storage
