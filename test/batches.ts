@@ -2,6 +2,7 @@
  * Training batches shared by tests in Node and in the WebGPU test page: no Node imports.
  */
 import { packDocuments, type TokenDocument } from "../src/data/pack.js";
+import { makeConfig, type TransfusionConfig } from "../src/model/config.js";
 import type { TransfusionBatch } from "../src/model/loss.js";
 import type { Rng } from "../src/tensor/rng.js";
 
@@ -33,4 +34,21 @@ export function tinyTrainBatch(_step: number, rng: Rng, poison = false): Transfu
   rng.fillNormal(latents);
   if (poison) latents[0] = Number.NaN;
   return { layout, latents };
+}
+
+/**
+ * The tests' tiny Transfusion config: width 32, 2 layers, vocabulary 24, 4×4×4 latents in 2×2
+ * patches (the shapes tinyTrainBatch makes), with `over` on top.
+ */
+export function tinyConfig(over: Partial<TransfusionConfig> = {}): TransfusionConfig {
+  return makeConfig("tiny", {
+    vocab: 24,
+    dim: 32,
+    layers: 2,
+    heads: 4,
+    mlpHidden: 48,
+    latentSize: 4,
+    patchSize: 2,
+    ...over,
+  });
 }

@@ -7,26 +7,17 @@ import { cosineSchedule } from "../../src/diffusion/schedule.js";
 import { DecodeState } from "../../src/generate/cache.js";
 import { type GenerateOptions, generateBatch } from "../../src/generate/generate.js";
 import { GREEDY } from "../../src/generate/sampling.js";
-import { makeConfig, type TransfusionConfig } from "../../src/model/config.js";
+import type { TransfusionConfig } from "../../src/model/config.js";
 import { Transfusion } from "../../src/model/transfusion.js";
 import { Rng } from "../../src/tensor/rng.js";
 import { noGrad, Tensor } from "../../src/tensor/tensor.js";
+import { tinyConfig } from "../batches.js";
 import { availableBackends, maxAbsDiff, withBackend } from "../helpers.js";
 
 const SPECIAL = { boiId: 1, eoiId: 2, padId: 0, eodId: 3 };
 
 function model(over: Partial<TransfusionConfig> = {}): Transfusion {
-  const cfg = makeConfig("tiny", {
-    vocab: 24,
-    dim: 32,
-    layers: 2,
-    heads: 4,
-    mlpHidden: 48,
-    latentSize: 4,
-    patchSize: 2,
-    ...over,
-  });
-  const m = new Transfusion(cfg, new Rng(4));
+  const m = new Transfusion(tinyConfig(over), new Rng(4));
   // Larger weights than the init make attention sharp, so wrong keys show in the outputs.
   const rng = new Rng(8);
   for (const p of m.parameters()) if (p.rank >= 2) rng.fillNormal(p.f32, 0, 0.25);

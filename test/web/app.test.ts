@@ -77,6 +77,12 @@ async function openApp(
   return { page, errors };
 }
 
+/** Returns what the Node pipeline (js backend) draws with the tests' 6 DDPM steps, seed 5. */
+async function nodeImage(caption: string, guidance: number | null): Promise<Image> {
+  const o = { sampler: "ddpm" as const, steps: 6, guidanceScale: guidance, seed: 5 };
+  return (await pipeline.textToImage([caption], o)).images[0]!;
+}
+
 /** Sets the image controls of the page. */
 async function settings(page: Page, s: { steps: number; guidance: number; seed: number }) {
   await page.fill('[data-testid="steps"]', String(s.steps));
@@ -128,14 +134,7 @@ test("a caption is drawn with previews, pixel for pixel as the Node js backend d
   );
   await settings(page, { steps: 6, guidance: 3, seed: 5 });
   const first = await drawWith(page, "draw");
-  const want = (
-    await pipeline.textToImage(["a large red circle"], {
-      sampler: "ddpm",
-      steps: 6,
-      guidanceScale: 3,
-      seed: 5,
-    })
-  ).images[0]!;
+  const want = await nodeImage("a large red circle", 3);
   assert.deepEqual(first.image, want);
   assert.ok(new Set(first.image.data).size > 10, "the image is blank");
   assert.deepEqual(first.steps, [1, 2, 3, 4, 5, 6], "a preview at every step of 6");
@@ -148,14 +147,7 @@ test("a caption is drawn with previews, pixel for pixel as the Node js backend d
   // "Same seed again" with guidance off: seed 5 again, unguided.
   await page.fill('[data-testid="guidance"]', "0");
   const again = await drawWith(page, "same-seed");
-  const unguided = (
-    await pipeline.textToImage(["a large red circle"], {
-      sampler: "ddpm",
-      steps: 6,
-      guidanceScale: null,
-      seed: 5,
-    })
-  ).images[0]!;
+  const unguided = await nodeImage("a large red circle", null);
   assert.deepEqual(again.image, unguided);
   assert.notDeepEqual(again.image, want);
   assert.equal(await page.locator('[data-testid="log"] li').count(), 2);
@@ -179,14 +171,7 @@ test("on WebGPU (Chromium's software adapter) the page draws what the Node js ba
     await page.fill('[data-testid="prompt"]', "a large red circle");
     await settings(page, { steps: 6, guidance: 3, seed: 5 });
     const drawn = await drawWith(page, "draw");
-    const want = (
-      await pipeline.textToImage(["a large red circle"], {
-        sampler: "ddpm",
-        steps: 6,
-        guidanceScale: 3,
-        seed: 5,
-      })
-    ).images[0]!;
+    const want = await nodeImage("a large red circle", 3);
     assert.deepEqual(drawn.steps, [1, 2, 3, 4, 5, 6], "a preview at every step of 6");
     // Float32 sums in another order move a value across a rounding edge now and then.
     let worst = 0;

@@ -11,10 +11,10 @@
 import { packDocuments, type TokenDocument } from "../../src/data/pack.js";
 import { cosineSchedule } from "../../src/diffusion/schedule.js";
 import { DecodeState } from "../../src/generate/cache.js";
-import { makeConfig } from "../../src/model/config.js";
 import { readLossValues, transfusionLoss } from "../../src/model/loss.js";
 import { Transfusion } from "../../src/model/transfusion.js";
 import { type ActiveBackend, setActiveBackend } from "../../src/tensor/backends/current.js";
+import { UNARY_OPS } from "../../src/tensor/backends/ops.js";
 import { conv2d, upsampleNearest } from "../../src/tensor/ops/conv.js";
 import * as E from "../../src/tensor/ops/elementwise.js";
 import { matmul } from "../../src/tensor/ops/linalg.js";
@@ -26,7 +26,7 @@ import { withArenaAsync } from "../../src/tensor/pool.js";
 import { Rng } from "../../src/tensor/rng.js";
 import { intTensor, noGrad, Tensor } from "../../src/tensor/tensor.js";
 import { attentionShape, randomMask, transfusionMask } from "../attention-cases.js";
-import { tinyTrainBatch } from "../batches.js";
+import { tinyConfig, tinyTrainBatch } from "../batches.js";
 import { compare, type Summary } from "./cases.js";
 
 /** What a case observed: named host arrays, compared between backends with tolerance `tol`. */
@@ -103,20 +103,7 @@ graph("maximum with ties", () => {
   const b = new Tensor(Float32Array.of(1, 5, 3, 0), [4], true);
   return { inputs: [a, b], out: E.maximum(a, b) };
 });
-for (const op of [
-  "exp",
-  "log",
-  "sqrt",
-  "rsqrt",
-  "tanh",
-  "sigmoid",
-  "silu",
-  "gelu",
-  "relu",
-  "neg",
-  "abs",
-  "square",
-] as const) {
+for (const op of UNARY_OPS) {
   graph(op, () => {
     const x = ["log", "sqrt", "rsqrt"].includes(op) ? positive(3, [7, 9]) : randn(3, [7, 9]);
     return { inputs: [x], out: E[op](x) };
@@ -253,16 +240,7 @@ graph("upsampleNearest ×2", () => {
 
 /** A Transfusion model of width 32 with 4×4×4 latents and 2×2 patches (tinyTrainBatch's). */
 function tinyModel(seed: number): Transfusion {
-  const cfg = makeConfig("tiny", {
-    vocab: 24,
-    dim: 32,
-    layers: 2,
-    heads: 4,
-    mlpHidden: 48,
-    latentSize: 4,
-    patchSize: 2,
-  });
-  return new Transfusion(cfg, new Rng(seed));
+  return new Transfusion(tinyConfig(), new Rng(seed));
 }
 
 MODEL_CASES.push({
