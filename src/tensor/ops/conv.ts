@@ -2,7 +2,7 @@
 
 import { backend } from "../backends/current.js";
 import { alloc } from "../pool.js";
-import { accumulateGrad, record, type Tensor, zeros } from "../tensor.js";
+import { accumulateGrad, empty, record, type Tensor } from "../tensor.js";
 import { add } from "./elementwise.js";
 import { reshape } from "./shape.js";
 
@@ -26,11 +26,11 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor, opts: Conv2dOptions 
   const Ho = Math.floor((H + 2 * pad - kh) / stride) + 1;
   const Wo = Math.floor((W + 2 * pad - kw) / stride) + 1;
   if (Ho <= 0 || Wo <= 0) throw new Error(`conv2d: output would be empty for input ${H}×${W}`);
-  const out = zeros([N, Cout, Ho, Wo]);
+  const out = empty([N, Cout, Ho, Wo]);
   backend().conv2d(x.store, w.store, out.store, N, Cin, H, W, Cout, kh, kw, stride, pad);
   const y = record("conv2d", out, [x, w], (g) => {
-    const gx = x.requiresGrad ? alloc(x.size) : null;
-    const gw = alloc(w.size);
+    const gx = x.requiresGrad ? alloc(x.size, true) : null;
+    const gw = alloc(w.size, true);
     backend().conv2dBackward(x.store, w.store, g, gx, gw, N, Cin, H, W, Cout, kh, kw, stride, pad);
     if (gx) accumulateGrad(x, gx, true);
     accumulateGrad(w, gw, true);
@@ -42,10 +42,10 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor, opts: Conv2dOptions 
 export function upsampleNearest(x: Tensor, factor = 2): Tensor {
   if (x.rank !== 4) throw new Error("upsampleNearest: x must be [N, C, H, W]");
   const [N, C, H, W] = x.shape as [number, number, number, number];
-  const out = zeros([N, C, H * factor, W * factor]);
+  const out = empty([N, C, H * factor, W * factor]);
   backend().upsampleNearest(x.store, out.store, N * C, H, W, factor);
   return record("upsampleNearest", out, [x], (g) => {
-    const gx = alloc(x.size);
+    const gx = alloc(x.size, true);
     backend().upsampleNearestBackward(g, gx, N * C, H, W, factor);
     accumulateGrad(x, gx, true);
   });

@@ -4,7 +4,7 @@ import type { BinaryOp, UnaryOp } from "../backends/backend.js";
 import { backend } from "../backends/current.js";
 import { alloc } from "../pool.js";
 import type { FloatStore } from "../storage.js";
-import { accumulateGrad, record, type Shape, stridesOf, Tensor, zeros } from "../tensor.js";
+import { accumulateGrad, empty, record, type Shape, stridesOf, Tensor } from "../tensor.js";
 import { broadcastShapes, broadcastStrides, coalesce, sameShape } from "./broadcast.js";
 
 /**
@@ -16,14 +16,14 @@ export function reduceTo(g: FloatStore, from: Shape, to: Shape): FloatStore {
   const outStrides = broadcastStrides(to, from);
   let outSize = 1;
   for (const d of to) outSize *= d;
-  const out = alloc(outSize);
+  const out = alloc(outSize, true);
   const c = coalesce(from, outStrides, stridesOf(from));
   backend().reduceSum(g, c.shape, out, c.strides[0]!, outSize);
   return out;
 }
 
 function binaryForward(op: BinaryOp, a: Tensor, b: Tensor, shape: number[]): Tensor {
-  const out = zeros(shape);
+  const out = empty(shape);
   if (sameShape(a.shape, shape) && sameShape(b.shape, shape)) {
     backend().binary(op, a.store, [1], b.store, [1], out.store, [out.size]);
   } else {
@@ -58,7 +58,7 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
       case "sub":
         if (a.requiresGrad) sendA(g);
         if (b.requiresGrad) {
-          const ng = alloc(g.length);
+          const ng = alloc(g.length, true);
           be.affine(g, ng, g.length, -1, 0);
           sendB(ng);
         }
@@ -93,10 +93,10 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
           op === "max"
             ? binaryForward("sub", bFull, aFull, gShape)
             : binaryForward("sub", aFull, bFull, gShape);
-        const gb = alloc(n);
+        const gb = alloc(n, true);
         be.unaryBackward("relu", diff.store, diff.store, g, gb, n);
         if (a.requiresGrad) {
-          const ga = alloc(n);
+          const ga = alloc(n, true);
           be.binary("sub", g, [1], gb, [1], ga, [n]);
           sendA(ga);
         }
@@ -111,7 +111,7 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
 export function expandTo(x: Tensor, shape: Shape): FloatStore {
   let n = 1;
   for (const d of shape) n *= d;
-  const out = alloc(n);
+  const out = alloc(n, true);
   const c = coalesce(shape, broadcastStrides(x.shape, shape), stridesOf(shape));
   backend().copyStrided(x.store, 0, c.strides[0]!, out, 0, c.strides[1]!, c.shape, false);
   return out;
@@ -144,10 +144,10 @@ export function minimum(a: Tensor, b: Tensor): Tensor {
 
 /** Returns alpha·x + beta. */
 export function affine(x: Tensor, alpha: number, beta = 0): Tensor {
-  const out = zeros(x.shape);
+  const out = empty(x.shape);
   backend().affine(x.store, out.store, x.size, alpha, beta);
   return record("affine", out, [x], (g) => {
-    const gx = alloc(g.length);
+    const gx = alloc(g.length, true);
     backend().affine(g, gx, g.length, alpha, 0);
     accumulateGrad(x, gx, true);
   });
@@ -165,27 +165,27 @@ export function addScalar(x: Tensor, s: number): Tensor {
 
 /** Returns x^p elementwise. */
 export function pow(x: Tensor, p: number): Tensor {
-  const out = zeros(x.shape);
+  const out = empty(x.shape);
   backend().pow(x.store, out.store, x.size, p);
   return record("pow", out, [x], (g) => {
     // gx = g · p·x^(p−1), multiplied in that order.
     const be = backend();
     const n = g.length;
-    const d = alloc(n);
+    const d = alloc(n, true);
     be.pow(x.store, d, n, p - 1);
-    const gp = alloc(n);
+    const gp = alloc(n, true);
     be.affine(g, gp, n, p, 0);
-    const gx = alloc(n);
+    const gx = alloc(n, true);
     be.binary("mul", gp, [1], d, [1], gx, [n]);
     accumulateGrad(x, gx, true);
   });
 }
 
 function unaryOp(op: UnaryOp, x: Tensor): Tensor {
-  const out = zeros(x.shape);
+  const out = empty(x.shape);
   backend().unary(op, x.store, out.store, x.size);
   return record(op, out, [x], (g) => {
-    const gx = alloc(g.length);
+    const gx = alloc(g.length, true);
     backend().unaryBackward(op, x.store, out.store, g, gx, x.size);
     accumulateGrad(x, gx, true);
   });

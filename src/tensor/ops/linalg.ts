@@ -3,7 +3,7 @@
 import { type ActiveBackend, backend } from "../backends/current.js";
 import { alloc } from "../pool.js";
 import type { FloatStore } from "../storage.js";
-import { accumulateGrad, record, sizeOf, type Tensor, zeros } from "../tensor.js";
+import { accumulateGrad, empty, record, sizeOf, type Tensor } from "../tensor.js";
 import { broadcastShapes, sameShape } from "./broadcast.js";
 import { add } from "./elementwise.js";
 
@@ -96,21 +96,21 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     if (bShared) sB = 0;
     outShape = [...outBatch, M, N];
   }
-  const out = zeros(outShape);
+  const out = empty(outShape);
   const be = backend();
   batchedProduct(be, transA, transB, M, N, K, a.store, sA, b.store, sB, out.store, M * N, batch);
   return record("matmul", out, [a, b], (g) => {
     const be2 = backend();
     const sC = M * N;
     if (a.requiresGrad) {
-      const ga = alloc(a.size);
+      const ga = alloc(a.size, true);
       // op(A) grad = G·op(B)ᵀ (M×K); stored Aᵀ grad = op(B)·Gᵀ (K×M).
       if (!transA) batchedProduct(be2, false, !transB, M, K, N, g, sC, b.store, sB, ga, sA, batch);
       else batchedProduct(be2, transB, true, K, M, N, b.store, sB, g, sC, ga, sA, batch);
       accumulateGrad(a, ga, true);
     }
     if (b.requiresGrad) {
-      const gb = alloc(b.size);
+      const gb = alloc(b.size, true);
       // op(B) grad = op(A)ᵀ·G (K×N); stored Bᵀ grad = Gᵀ·op(A) (N×K).
       if (!transB) batchedProduct(be2, !transA, false, K, N, M, a.store, sA, g, sC, gb, sB, batch);
       else batchedProduct(be2, true, transA, N, K, M, g, sC, a.store, sA, gb, sB, batch);

@@ -5,7 +5,7 @@ import { backend } from "../backends/current.js";
 import { alloc, allocHost } from "../pool.js";
 import type { Rng } from "../rng.js";
 import { type FloatStore, isHost } from "../storage.js";
-import { accumulateGrad, record, Tensor, zeros } from "../tensor.js";
+import { accumulateGrad, empty, record, Tensor } from "../tensor.js";
 import { mul, square, sub } from "./elementwise.js";
 import { mean } from "./reduce.js";
 
@@ -17,10 +17,10 @@ function lastDim(x: Tensor, op: string): { rows: number; cols: number } {
 
 function softmaxImpl(x: Tensor, log: boolean): Tensor {
   const { rows, cols } = lastDim(x, "softmax");
-  const out = zeros(x.shape);
+  const out = empty(x.shape);
   backend().softmax(x.store, out.store, rows, cols, log);
   return record(log ? "logSoftmax" : "softmax", out, [x], (g) => {
-    const gx = alloc(x.size);
+    const gx = alloc(x.size, true);
     backend().softmaxBackward(out.store, g, gx, rows, cols, log);
     accumulateGrad(x, gx, true);
   });
@@ -59,8 +59,8 @@ export function crossEntropy(
     if (t >= 0) counted++;
   }
   const be = backend();
-  const losses = alloc(rows);
-  const lse = alloc(rows);
+  const losses = alloc(rows, true);
+  const lse = alloc(rows, true);
   be.crossEntropy(logits.store, targets, losses, lse, rows, V);
   let out: Tensor;
   let weight: number;
@@ -79,7 +79,7 @@ export function crossEntropy(
       be.copyStrided(g, 0, [0], gLoss, 0, [1], [rows], false);
       be.affine(gLoss, gLoss, rows, weight, 0);
     }
-    const gx = alloc(logits.size);
+    const gx = alloc(logits.size, true);
     backend().crossEntropyBackward(logits.store, targets, lse, gLoss, gx, rows, V);
     accumulateGrad(logits, gx, true);
   });
@@ -125,11 +125,11 @@ export function mseLoss(
 export function rmsNorm(x: Tensor, w: Tensor, eps = 1e-5): Tensor {
   const { rows, cols } = lastDim(x, "rmsNorm");
   if (w.size !== cols) throw new Error(`rmsNorm: weight has ${w.size} entries, expected ${cols}`);
-  const out = zeros(x.shape);
-  const rstd = alloc(rows);
+  const out = empty(x.shape);
+  const rstd = alloc(rows, true);
   backend().rmsnorm(x.store, w.store, out.store, rstd, rows, cols, eps);
   return record("rmsNorm", out, [x, w], (g) => {
-    const gx = alloc(x.size);
+    const gx = alloc(x.size, true);
     const gw = alloc(cols);
     backend().rmsnormBackward(x.store, w.store, rstd, g, gx, gw, rows, cols);
     accumulateGrad(x, gx, true);
@@ -152,15 +152,15 @@ function groupNormImpl(
     throw new Error(`${op}: weight has ${w.size} entries, expected ${channels}`);
   if (b && b.size !== channels)
     throw new Error(`${op}: bias has ${b.size} entries, expected ${channels}`);
-  const out = zeros(x.shape);
-  const meanBuf = alloc(N * G);
-  const rstd = alloc(N * G);
+  const out = empty(x.shape);
+  const meanBuf = alloc(N * G, true);
+  const rstd = alloc(N * G, true);
   const wf = w ? w.store : null;
   const bf = b ? b.store : null;
   backend().groupnorm(x.store, wf, bf, out.store, meanBuf, rstd, N, G, channels, spatial, eps);
   const inputs = [x, ...(w ? [w] : []), ...(b ? [b] : [])];
   return record(op, out, inputs, (g) => {
-    const gx = alloc(x.size);
+    const gx = alloc(x.size, true);
     const gw = w ? alloc(channels) : null;
     const gb = b ? alloc(channels) : null;
     backend().groupnormBackward(x.store, wf, meanBuf, rstd, g, gx, gw, gb, N, G, channels, spatial);
@@ -208,10 +208,10 @@ export function rope(x: Tensor, cos: Float32Array, sin: Float32Array): Tensor {
   } else if (cos.length !== B * T * half || sin.length !== cos.length) {
     throw new Error(`rope: tables must be [${B * T}, ${half}] or [${T}, ${half}]`);
   }
-  const out = zeros(x.shape);
+  const out = empty(x.shape);
   backend().rope(x.store, out.store, c, s, B * T, H, D, false);
   return record("rope", out, [x], (g) => {
-    const gx = alloc(x.size);
+    const gx = alloc(x.size, true);
     backend().rope(g, gx, c, s, B * T, H, D, true);
     accumulateGrad(x, gx, true);
   });
@@ -285,13 +285,13 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     scale: opts.scale ?? 1 / Math.sqrt(D),
     causal: opts.causal ?? false,
   };
-  const out = zeros(q.shape);
-  const lse = alloc(B * H * T);
+  const out = empty(q.shape);
+  const lse = alloc(B * H * T, true);
   backend().attention(q.store, k.store, v.store, mask, out.store, lse, shape);
   return record("attention", out, [q, k, v], (g) => {
-    const gq = alloc(q.size);
-    const gk = alloc(k.size);
-    const gv = alloc(v.size);
+    const gq = alloc(q.size, true);
+    const gk = alloc(k.size, true);
+    const gv = alloc(v.size, true);
     backend().attentionBackward(
       q.store,
       k.store,

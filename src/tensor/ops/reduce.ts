@@ -2,7 +2,7 @@
 
 import { backend } from "../backends/current.js";
 import { alloc } from "../pool.js";
-import { accumulateGrad, record, stridesOf, Tensor, zeros } from "../tensor.js";
+import { accumulateGrad, empty, record, stridesOf, Tensor } from "../tensor.js";
 import { broadcastStrides, coalesce } from "./broadcast.js";
 
 function reducedShape(shape: readonly number[], axes: readonly number[] | undefined): number[] {
@@ -25,7 +25,7 @@ function reducedShape(shape: readonly number[], axes: readonly number[] | undefi
 export function sum(x: Tensor, axes?: readonly number[], keepDims = false): Tensor {
   const kept = reducedShape(x.shape, axes);
   const outStrides = broadcastStrides(kept, x.shape);
-  const out = zeros(kept);
+  const out = empty(kept);
   const c = coalesce(x.shape, outStrides, stridesOf(x.shape));
   backend().reduceSum(x.store, c.shape, out.store, c.strides[0]!, out.size);
   const finalShape = keepDims
@@ -37,7 +37,7 @@ export function sum(x: Tensor, axes?: readonly number[], keepDims = false): Tens
   const result = finalShape.length === kept.length ? out : new Tensor(out.data, finalShape);
   return record("sum", result, [x], (g) => {
     // Broadcast the reduced gradient back over x's shape.
-    const gx = alloc(x.size);
+    const gx = alloc(x.size, true);
     backend().copyStrided(g, 0, c.strides[0]!, gx, 0, c.strides[1]!, c.shape, false);
     accumulateGrad(x, gx, true);
   });
@@ -48,10 +48,10 @@ export function mean(x: Tensor, axes?: readonly number[], keepDims = false): Ten
   const kept = reducedShape(x.shape, axes);
   const count = x.size / kept.reduce((p, d) => p * d, 1);
   const s = sum(x, axes, keepDims);
-  const out = zeros(s.shape);
+  const out = empty(s.shape);
   backend().affine(s.store, out.store, s.size, 1 / count, 0);
   return record("mean", out, [s], (g) => {
-    const gs = alloc(g.length);
+    const gs = alloc(g.length, true);
     backend().affine(g, gs, g.length, 1 / count, 0);
     accumulateGrad(s, gs, true);
   });

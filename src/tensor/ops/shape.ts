@@ -5,12 +5,12 @@ import { alloc } from "../pool.js";
 import {
   accumulateGrad,
   copyOf,
+  empty,
   record,
   type Shape,
   sizeOf,
   stridesOf,
   Tensor,
-  zeros,
 } from "../tensor.js";
 import { broadcastShapes, broadcastStrides, coalesce } from "./broadcast.js";
 import { reduceTo } from "./elementwise.js";
@@ -50,11 +50,11 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const inStrides = stridesOf(x.shape);
   const shape = perm.map((p) => x.shape[normAxis(p, x.rank, "permute")]!);
   const srcStrides = perm.map((p) => inStrides[p]!);
-  const out = zeros(shape);
+  const out = empty(shape);
   const c = coalesce(shape, srcStrides, stridesOf(shape));
   backend().copyStrided(x.store, 0, c.strides[0]!, out.store, 0, c.strides[1]!, c.shape, false);
   return record("permute", out, [x], (g) => {
-    const gx = alloc(x.size);
+    const gx = alloc(x.size, true);
     backend().copyStrided(g, 0, c.strides[1]!, gx, 0, c.strides[0]!, c.shape, false);
     accumulateGrad(x, gx, true);
   });
@@ -82,7 +82,7 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const shape = [...x.shape];
   shape[ax] = end - start;
   const inStrides = stridesOf(x.shape);
-  const out = zeros(shape);
+  const out = empty(shape);
   const c = coalesce(shape, inStrides, stridesOf(shape));
   const off = start * inStrides[ax]!;
   backend().copyStrided(x.store, off, c.strides[0]!, out.store, 0, c.strides[1]!, c.shape, false);
@@ -109,7 +109,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   });
   const shape = [...first.shape];
   shape[ax] = total;
-  const out = zeros(shape);
+  const out = empty(shape);
   const outStrides = stridesOf(shape);
   const parts: Array<{ off: number; c: ReturnType<typeof coalesce> }> = [];
   let pos = 0;
@@ -124,7 +124,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
     xs.forEach((t, i) => {
       if (!t.requiresGrad) return;
       const { off, c } = parts[i]!;
-      const gt = alloc(t.size);
+      const gt = alloc(t.size, true);
       backend().copyStrided(g, off, c.strides[1]!, gt, 0, c.strides[0]!, c.shape, false);
       accumulateGrad(t, gt, true);
     });
@@ -149,7 +149,7 @@ export function stack(xs: readonly Tensor[], axis = 0): Tensor {
 /** Returns x broadcast to `shape` (materialised). */
 export function expand(x: Tensor, shape: Shape): Tensor {
   const target = broadcastShapes(x.shape, shape, "expand");
-  const out = zeros(target);
+  const out = empty(target);
   const c = coalesce(target, broadcastStrides(x.shape, target), stridesOf(target));
   backend().copyStrided(x.store, 0, c.strides[0]!, out.store, 0, c.strides[1]!, c.shape, false);
   return record("expand", out, [x], (g) => accumulateGrad(x, reduceTo(g, target, x.shape), true));
@@ -170,7 +170,7 @@ export function gather(table: Tensor, ids: Tensor | Int32Array): Tensor {
     if (!(id >= 0 && id < V))
       throw new Error(`gather: id ${id} at index ${i} is outside [0, ${V})`);
   }
-  const out = zeros([...idShape, dim]);
+  const out = empty([...idShape, dim]);
   backend().gatherRows(table.store, idx, out.store, idx.length, dim);
   return record("gather", out, [table], (g) => {
     const gt = alloc(table.size);
@@ -198,7 +198,7 @@ export function indexAdd(base: Tensor, idx: Int32Array, src: Tensor): Tensor {
   return record("indexAdd", out, [base, src], (g) => {
     if (base.requiresGrad) accumulateGrad(base, g, false);
     if (src.requiresGrad) {
-      const gs = alloc(src.size);
+      const gs = alloc(src.size, true);
       backend().gatherRows(g, idx, gs, idx.length, dim);
       accumulateGrad(src, gs, true);
     }
