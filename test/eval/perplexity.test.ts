@@ -5,11 +5,11 @@ import { trainBpe } from "../../src/data/bpe-train.js";
 import { packDocuments } from "../../src/data/pack.js";
 import { bitsPerByte, truncateUtf8, windowStarts } from "../../src/eval/perplexity.js";
 import { TransfusionPipeline } from "../../src/generate/pipeline.js";
-import { makeConfig } from "../../src/model/config.js";
 import { Transfusion } from "../../src/model/transfusion.js";
 import { Vae, vaeConfig } from "../../src/model/vae.js";
 import { Rng } from "../../src/tensor/rng.js";
 import { noGrad } from "../../src/tensor/tensor.js";
+import { tinyConfig } from "../batches.js";
 
 const SENTENCES = [
   "the quick brown fox jumps over the lazy dog.",
@@ -20,15 +20,7 @@ const SENTENCES = [
 
 function pipeline(): TransfusionPipeline {
   const tokenizer = trainBpe(SENTENCES, { vocabSize: 300 });
-  const cfg = makeConfig("tiny", {
-    vocab: tokenizer.vocabSize,
-    dim: 32,
-    layers: 2,
-    heads: 4,
-    mlpHidden: 48,
-    latentSize: 4,
-    patchSize: 2,
-  });
+  const cfg = tinyConfig({ vocab: tokenizer.vocabSize });
   const model = new Transfusion(cfg, new Rng(1));
   const vae = new Vae(vaeConfig({ baseChannels: 8, groups: 4, levels: 2 }), new Rng(2));
   return new TransfusionPipeline(model, tokenizer, vae);

@@ -16,6 +16,7 @@ import { Transfusion } from "../../src/model/transfusion.js";
 import { AdamW, clipFactor } from "../../src/tensor/optim.js";
 import { Rng } from "../../src/tensor/rng.js";
 import { noGrad, Tensor } from "../../src/tensor/tensor.js";
+import { tinyConfig } from "../batches.js";
 import { availableBackends, hostGrad, maxAbsDiff, withBackend } from "../helpers.js";
 
 const SPECIAL = { boiId: 1, eoiId: 2, padId: 0, eodId: 3 };
@@ -23,17 +24,7 @@ const SHAPE: [number, number, number] = [4, 4, 4];
 const PER = 4 * 4 * 4;
 
 function config(over: Partial<TransfusionConfig> = {}): TransfusionConfig {
-  return makeConfig("tiny", {
-    vocab: 32,
-    dim: 32,
-    layers: 2,
-    heads: 4,
-    mlpHidden: 48,
-    latentSize: 4,
-    patchSize: 2,
-    modalitySpecific: true,
-    ...over,
-  });
+  return tinyConfig({ vocab: 32, modalitySpecific: true, ...over });
 }
 
 function mixedBatch(seed: number): TransfusionBatch {
