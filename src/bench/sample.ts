@@ -125,13 +125,11 @@ export async function runSampleBench(opts: SampleBenchOptions = {}): Promise<Sam
     banned[BENCH_SPECIAL.padId] = 1;
     const rng = new Rng(1);
     const t0 = process.hrtime.bigint();
-    let logits = (await state
-      .prefill([prompt], new Float32Array(0), BENCH_SPECIAL)
-      .read()) as Float32Array;
+    let logits = await state.prefill([prompt], new Float32Array(0), BENCH_SPECIAL).readF32();
     const t1 = process.hrtime.bigint();
     for (let i = 0; i < newTokens; i++) {
       const next = Int32Array.of(sampleToken(logits, GREEDY, rng, banned));
-      logits = (await state.appendTokens(next).read()) as Float32Array;
+      logits = await state.appendTokens(next).readF32();
     }
     const t2 = process.hrtime.bigint();
     return [Number(t1 - t0) / 1e6, Number(t2 - t1) / 1e6 / newTokens];

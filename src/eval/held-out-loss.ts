@@ -10,9 +10,9 @@ import type { TransfusionPipeline } from "../generate/pipeline.js";
 import { isDiscrete, type TransfusionConfig, textVocab } from "../model/config.js";
 import type { SequenceLayout } from "../model/layout.js";
 import { readLossValues, transfusionLoss } from "../model/loss.js";
-import { crossEntropy } from "../tensor/ops/nn.js";
 import { mixSeed, Rng } from "../tensor/rng.js";
 import { noGrad, Tensor } from "../tensor/tensor.js";
+import { textNats } from "./perplexity.js";
 
 /**
  * Returns the flattened positions whose target is a text token: a discrete model's image codes
@@ -68,19 +68,12 @@ export async function captionLoss(
     const xt = isDiscrete(c)
       ? null
       : new Tensor(images.latents, [chunk.length, c.latentChannels, c.latentSize, c.latentSize]);
-    const losses = noGrad(() => {
-      const textRows = textTargetRows(layout, c);
-      const out = pipeline.model.forward(layout, xt, new Array(chunk.length).fill(0), {
-        skipImagePred: true,
-        textRows,
-      });
-      if (!out.textLogits) return null;
-      const targets = Int32Array.from(out.textRows, (r) => layout.textTargets[r]!);
-      return crossEntropy(out.textLogits, targets, "none");
+    const r = await textNats(pipeline.model, layout, xt, new Array(chunk.length).fill(0), {
+      skipImagePred: true,
+      textRows: textTargetRows(layout, c),
     });
-    if (!losses) continue;
-    for (const l of (await losses.read()) as Float32Array) nats += l;
-    tokens += losses.size;
+    nats += r.nats;
+    tokens += r.tokens;
   }
   return tokens > 0 ? nats / tokens : Number.NaN;
 }

@@ -4,8 +4,10 @@
  */
 import { packDocuments, type TokenDocument } from "../data/pack.js";
 import type { TransfusionPipeline } from "../generate/pipeline.js";
+import type { SequenceLayout } from "../model/layout.js";
+import type { ForwardOptions, Transfusion } from "../model/transfusion.js";
 import { crossEntropy } from "../tensor/ops/nn.js";
-import { noGrad } from "../tensor/tensor.js";
+import { noGrad, type Tensor } from "../tensor/tensor.js";
 
 export interface BitsPerByteOptions {
   /** Tokens per window (each window is one document; context restarts at every window). */
@@ -31,6 +33,30 @@ export interface BitsPerByteResult {
 
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();
+
+/**
+ * Returns the summed cross-entropy (nats) of every text target the model predicts for
+ * `layout` (without recording a graph), and how many there are: the per-token losses are read
+ * back and summed in float64 rather than in a float32 scalar.
+ */
+export async function textNats(
+  model: Transfusion,
+  layout: SequenceLayout,
+  xt: Tensor | null,
+  t: ArrayLike<number>,
+  opts: ForwardOptions,
+): Promise<{ nats: number; tokens: number }> {
+  const losses = noGrad(() => {
+    const out = model.forward(layout, xt, t, opts);
+    if (!out.textLogits) return null;
+    const targets = Int32Array.from(out.textRows, (r) => layout.textTargets[r]!);
+    return crossEntropy(out.textLogits, targets, "none");
+  });
+  if (!losses) return { nats: 0, tokens: 0 };
+  let nats = 0;
+  for (const l of await losses.readF32()) nats += l;
+  return { nats, tokens: losses.size };
+}
 
 /** Returns the longest prefix of `text` of at most `maxBytes` UTF-8 bytes (whole characters). */
 export function truncateUtf8(text: string, maxBytes: number): string {
@@ -112,16 +138,9 @@ export async function bitsPerByte(
       },
       docs.length,
     );
-    const losses = noGrad(() => {
-      const out = pipeline.model.forward(layout, null, [], { skipImagePred: true });
-      if (!out.textLogits) return null;
-      const targets = Int32Array.from(out.textRows, (r) => layout.textTargets[r]!);
-      return crossEntropy(out.textLogits, targets, "none");
-    });
-    if (!losses) continue;
-    // Per-token losses summed here in float64 rather than in a float32 scalar.
-    for (const l of (await losses.read()) as Float32Array) nats += l;
-    tokens += losses.size;
+    const r = await textNats(pipeline.model, layout, null, [], { skipImagePred: true });
+    nats += r.nats;
+    tokens += r.tokens;
   }
   const mean = nats / tokens;
   return {

@@ -134,7 +134,7 @@ export async function generateBatch(
   while (!done.every((d) => d === 1)) {
     // Choose each row's next token (BOI when an image is forced).
     const next = new Int32Array(rows.length).fill(special.padId);
-    const l = forceImage ? null : await readF32(logits);
+    const l = forceImage ? null : await logits.readF32();
     for (let b = 0; b < B; b++) {
       if (done[b]) continue;
       if (forceImage) {
@@ -221,9 +221,9 @@ async function denoiseImage(
   for (let i = 0; i < ts.length; i++) {
     input.set(x);
     if (guided) input.set(x, B * per);
-    const pred = await readF32(
-      state.imageBlock(new Tensor(input, shape), new Int32Array(state.batch).fill(ts[i]!), false),
-    );
+    const pred = await state
+      .imageBlock(new Tensor(input, shape), new Int32Array(state.batch).fill(ts[i]!), false)
+      .readF32();
     for (let b = 0; b < B; b++) {
       let p = pred.subarray(b * per, (b + 1) * per);
       if (guided)
@@ -269,7 +269,7 @@ async function sampleCodes(
   let l = logits;
   for (let k = 0; k < n; k++) {
     const next = new Int32Array(state.batch);
-    const lh = await readF32(l);
+    const lh = await l.readF32();
     for (let b = 0; b < B; b++) {
       const cond = lh.subarray(b * V + first, (b + 1) * V);
       if (guided) {
@@ -299,12 +299,6 @@ function checkSamplerFits(c: TransfusionConfig, opts: GenerateOptions): void {
       `generateBatch: the sampler predicts ${opts.sampler.prediction} but a model trained with objective "${objective}" predicts ${wants}; build it with createSampler(…, "${objective}")`,
     );
   }
-}
-
-/** Returns a float tensor's values on the host: its own array on a host backend, else a read. */
-async function readF32(t: Tensor): Promise<Float32Array> {
-  const d = t.data;
-  return d instanceof Float32Array ? d : ((await t.read()) as Float32Array);
 }
 
 function concatF32(a: Float32Array, b: Float32Array): Float32Array {

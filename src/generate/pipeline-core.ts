@@ -178,7 +178,7 @@ export class TransfusionPipeline {
   /** Returns the scaled clean latents [N, C, h, w] of images (resized by the caller). */
   async encodeImages(images: readonly Image[]): Promise<Float32Array> {
     if (images.length === 0) return new Float32Array(0);
-    return (await this.klVae().encodeLatents(imagesToTensor(images)).read()) as Float32Array;
+    return this.klVae().encodeLatents(imagesToTensor(images)).readF32();
   }
 
   /**
@@ -387,7 +387,7 @@ export class TransfusionPipeline {
 /** Returns the images [N, C, H, W] of a tensor as Images (read back from where it is). */
 async function tensorImages(x: Tensor): Promise<Image[]> {
   const [N, C, H, W] = x.shape as [number, number, number, number];
-  const v = (await x.read()) as Float32Array;
+  const v = await x.readF32();
   return Array.from({ length: N }, (_, i) =>
     floatToImage(v.subarray(i * C * H * W, (i + 1) * C * H * W), C as 1 | 3, H, W),
   );

@@ -169,6 +169,12 @@ export class Tensor {
     return backend().read(d, this.size);
   }
 
+  /** As `read`, for a float tensor (throws for an int tensor). */
+  async readF32(): Promise<Float32Array> {
+    if (this.dtype !== "f32") throw new Error("expected a float32 tensor");
+    return (await this.read()) as Float32Array;
+  }
+
   /**
    * Overwrites the contents with `values` (as many as the tensor has). A device tensor's values
    * move to the host with them and go back to the device at their next use.
