@@ -102,6 +102,7 @@ export function registerDemo(program: Command): void {
       generationAllAttributes: ev.checkerAllAttributes,
       captionAccuracy: ev.captionAccuracy,
       captionExact: ev.captionExact,
+      noiseImages: ev.noiseImages,
       files,
     };
     files.summary = join(out, "summary.json");
@@ -117,11 +118,12 @@ export function registerDemo(program: Command): void {
       `  text loss ${summary.finalTextLoss?.toFixed(3)}, image loss ${summary.finalImageLoss?.toFixed(4)}`,
     );
     console.log(
-      `  images matching their caption (colour and shape): ${(100 * ev.checkerAccuracy!).toFixed(1)}% of ${ev.generated.length}`,
+      `  images matching their caption (colour and shape): ${(100 * ev.checkerAccuracy!).toFixed(1)}% of ${ev.generated.length} (every attribute: ${(100 * ev.checkerAllAttributes!).toFixed(1)}%)`,
     );
     console.log(
       `  captions naming the right colour and shape: ${(100 * ev.captionAccuracy!).toFixed(1)}% (exact: ${(100 * ev.captionExact!).toFixed(1)}%)`,
     );
+    console.log(`  images gone to noise: ${(100 * ev.noiseImages!).toFixed(1)}%`);
     for (const [k, v] of Object.entries(files)) console.log(`  ${k}: ${v}`);
   });
 }

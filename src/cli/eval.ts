@@ -208,7 +208,7 @@ export function registerEval(program: Command): void {
         ["FID (classifier features)", fmt(r.fid, 2)],
         ["FID real vs real (floor)", fmt(r.fidRealFloor, 2)],
         ...(r.noiseImages !== null
-          ? [["noise images (no shape, or 3+)", pct(r.noiseImages)] as [string, string]]
+          ? [["images gone to noise", pct(r.noiseImages)] as [string, string]]
           : []),
         ...(r.checkerAccuracy !== null
           ? [["pixel checker accuracy", pct(r.checkerAccuracy)] as [string, string]]

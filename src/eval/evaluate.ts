@@ -8,7 +8,7 @@
 
 import { join } from "node:path";
 import { getTextCorpus, parseShapeCaption } from "../data/datasets/index.js";
-import { scoreShapeImage, shapeAttributesFromPixels } from "../data/datasets/shapes-checker.js";
+import { looksLikeNoise, scoreShapeImage } from "../data/datasets/shapes-checker.js";
 import type { Example, ImageTextDataset } from "../data/datasets/types.js";
 import { writeImageGrid } from "../data/grid.js";
 import type { Image } from "../data/image.js";
@@ -79,8 +79,8 @@ export interface EvaluateResult {
    */
   imageLoss: number | null;
   /**
-   * Shapes only: generated images in which the checker finds no shape, or more coloured shapes
-   * than any scene holds (3 or more): samples that diverged into noise.
+   * Shapes only: generated images that look like coloured noise rather than a scene
+   * (`looksLikeNoise`): samples that diverged, which the accuracy would count only as misses.
    */
   noiseImages: number | null;
   /** Shapes only: generated images passing the pixel-space attribute checker (colour and kind). */
@@ -98,17 +98,6 @@ export interface EvaluateResult {
   };
   generated: GeneratedSample[];
   captions: CaptionSample[];
-}
-
-/**
- * Returns true when the shapes checker sees no shape in a generated image, or three or more
- * (no scene has more than two): what a sample that diverged into coloured noise looks like
- * to it. Decoded latent noise measured here gives 0 shapes at small scales and 2–4 scattered
- * blobs at large ones; drawn scenes give exactly their own count.
- */
-function isNoiseScene(image: Image): boolean {
-  const found = shapeAttributesFromPixels(image, { maxShapes: 3 }).shapes.length;
-  return found === 0 || found > 2;
 }
 
 /** Returns true when a generated caption names the example's label (dataset-aware). */
@@ -217,7 +206,7 @@ export async function evaluatePipeline(
       result.fidRealFloor = fid(realA, n, realB, n, d);
     }
     if (isShapes) {
-      result.noiseImages = images.filter(isNoiseScene).length / n;
+      result.noiseImages = images.filter(looksLikeNoise).length / n;
       let all = 0;
       images.forEach((img, i) => {
         const s = scoreShapeImage(img, examples[i]!.labels);

@@ -108,6 +108,65 @@ export function shapeAttributesFromPixels(
   return detection;
 }
 
+/** What a picture's non-background pixels look like as a whole, whatever their colours. */
+export interface ForegroundLayout {
+  /** 4-connected regions of foreground pixels holding at least 1.5% of the image each. */
+  regions: number;
+  /** Share of the image's pixels that are foreground. */
+  fraction: number;
+}
+
+/** RGB distance from the background beyond which a pixel is foreground (anti-aliasing below). */
+const FOREGROUND_DISTANCE = 60;
+
+/**
+ * Returns how the image's foreground is laid out: pixels further than FOREGROUND_DISTANCE from
+ * the border's median colour, grouped into 4-connected regions. A drawn scene has one region
+ * per shape (one when two shapes touch, or when a shape is painted in two colours at once);
+ * coloured noise has scattered regions, or covers most of the picture.
+ */
+export function foregroundLayout(image: Image): ForegroundLayout {
+  const rgb = toRgb(image);
+  const { width, height, data } = rgb;
+  const bg = borderMedian(rgb);
+  const n = width * height;
+  const fg = new Float32Array(n);
+  let count = 0;
+  for (let p = 0; p < n; p++) {
+    const d = Math.hypot(data[3 * p]! - bg[0], data[3 * p + 1]! - bg[1], data[3 * p + 2]! - bg[2]);
+    if (d > FOREGROUND_DISTANCE) {
+      fg[p] = 1;
+      count++;
+    }
+  }
+  const minArea = MIN_AREA_FRACTION * n;
+  const regions = blobs(fg, width, height).filter((b) => b.count >= minArea).length;
+  return { regions, fraction: count / n };
+}
+
+/** A foreground larger than any real scene's (two large squares cover 0.42 of the image)... */
+const NOISE_FOREGROUND = 0.45;
+/** ...that the shapes found explain less of than this is noise (drawn scenes: 0.69 or more). */
+const NOISE_EXPLAINED = 0.6;
+
+/**
+ * Returns true when a picture looks like coloured noise rather than a scene, however wrong the
+ * scene: no shape found; or more than two separate foreground regions (no scene has more than
+ * two shapes); or a foreground larger than any scene's of which the two largest shapes found
+ * cover less than 60%. Measured on the medium shapes: 0 of 1,000 real test images, and 96–100%
+ * of images decoded from random latents (scales 0.5, 1 and 2), are flagged; shapes painted in
+ * two colours or in the wrong one are not (they are misses, not noise).
+ */
+export function looksLikeNoise(image: Image): boolean {
+  const shapes = shapeAttributesFromPixels(image, { maxShapes: 2 }).shapes;
+  if (shapes.length === 0) return true;
+  const fg = foregroundLayout(image);
+  if (fg.regions > 2) return true;
+  if (fg.fraction <= NOISE_FOREGROUND) return false;
+  const covered = shapes.reduce((t, s) => t + s.area, 0);
+  return covered < NOISE_EXPLAINED * fg.fraction * image.width * image.height;
+}
+
 /** Returns the named position nearest to the shape's centre. */
 export function positionOf(shape: { x: number; y: number }): ShapePosition {
   const dx = shape.x - 0.5;
@@ -219,9 +278,16 @@ interface Box {
 
 /** Returns the bounding box of the largest 4-connected region of coverage ≥ 0.5, if any. */
 function largestBlob(alpha: Float32Array, width: number, height: number): Box | null {
+  let best: (Box & { count: number }) | null = null;
+  for (const b of blobs(alpha, width, height)) if (!best || b.count > best.count) best = b;
+  return best;
+}
+
+/** Returns every 4-connected region of coverage ≥ 0.5: its bounding box and pixel count. */
+function blobs(alpha: Float32Array, width: number, height: number): Array<Box & { count: number }> {
   const seen = new Uint8Array(alpha.length);
   const stack: number[] = [];
-  let best: (Box & { count: number }) | null = null;
+  const found: Array<Box & { count: number }> = [];
   for (let start = 0; start < alpha.length; start++) {
     if (seen[start] || alpha[start]! < 0.5) continue;
     const box = { x0: width, y0: height, x1: -1, y1: -1, count: 0 };
@@ -247,9 +313,9 @@ function largestBlob(alpha: Float32Array, width: number, height: number): Box | 
       if (y > 0) visit(p - width);
       if (y < height - 1) visit(p + width);
     }
-    if (!best || box.count > best.count) best = box;
+    found.push(box);
   }
-  return best;
+  return found;
 }
 
 /**

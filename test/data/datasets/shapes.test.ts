@@ -9,12 +9,18 @@ import {
   shapesDataset,
 } from "../../../src/data/datasets/shapes.js";
 import {
+  foregroundLayout,
+  looksLikeNoise,
   positionOf,
   relationBetween,
   scoreShapeImage,
   shapeAttributesFromPixels,
 } from "../../../src/data/datasets/shapes-checker.js";
-import { SHAPE_BACKGROUND } from "../../../src/data/datasets/shapes-render.js";
+import {
+  renderShapes,
+  SHAPE_BACKGROUND,
+  SHAPE_COLOURS,
+} from "../../../src/data/datasets/shapes-render.js";
 import type { Image } from "../../../src/data/image.js";
 import { Rng } from "../../../src/tensor/rng.js";
 
@@ -219,5 +225,46 @@ describe("shapes pixel checker", () => {
     assert.equal(positionOf({ x: 0.5, y: 0.75 }), "bottom");
     assert.equal(relationBetween({ x: 0.25, y: 0.6 }, { x: 0.75, y: 0.4 }), "left of");
     assert.equal(relationBetween({ x: 0.45, y: 0.25 }, { x: 0.55, y: 0.75 }), "above");
+  });
+
+  it("tells coloured noise from scenes, however wrong the scene", () => {
+    // Real scenes: one foreground region per shape (fewer when they touch), never noise.
+    const split = shapesDataset({ difficulty: "medium", seed: 8 }).split("test");
+    for (let i = 0; i < 300; i++) {
+      const { image } = split.get(i);
+      assert.ok(foregroundLayout(image).regions <= 2, `example ${i}`);
+      assert.equal(looksLikeNoise(image), false, `example ${i}`);
+    }
+    // Blotches of palette colours over the whole picture, as decoded random latents look.
+    const rng = new Rng(11);
+    const palette = Object.values(SHAPE_COLOURS);
+    let flagged = 0;
+    for (let k = 0; k < 50; k++) {
+      const cells = 4 + rng.int(5);
+      const colours = Array.from({ length: cells * cells }, () =>
+        rng.uniform() < 0.35 ? SHAPE_BACKGROUND : palette[rng.int(palette.length)]!,
+      );
+      const data = new Uint8Array(32 * 32 * 3);
+      for (let y = 0; y < 32; y++) {
+        for (let x = 0; x < 32; x++) {
+          const c = colours[Math.floor((y * cells) / 32) * cells + Math.floor((x * cells) / 32)]!;
+          for (let ch = 0; ch < 3; ch++) data[3 * (y * 32 + x) + ch] = c[ch]!;
+        }
+      }
+      if (looksLikeNoise({ width: 32, height: 32, channels: 3, data })) flagged++;
+    }
+    assert.ok(flagged >= 45, `${flagged} of 50 blotch images flagged`);
+    // A shape painted half in one colour, half in another: a miss, not noise.
+    const two = renderShapes(32, [
+      { kind: "square", rgb: SHAPE_COLOURS.red, cx: 16, cy: 16, extent: 13 },
+    ]);
+    for (let y = 0; y < 32; y++) {
+      for (let x = 16; x < 32; x++) {
+        const p = 3 * (y * 32 + x);
+        if (two.data[p] !== SHAPE_BACKGROUND[0]) two.data.set(SHAPE_COLOURS.green, p);
+      }
+    }
+    assert.equal(foregroundLayout(two).regions, 1);
+    assert.equal(looksLikeNoise(two), false);
   });
 });
