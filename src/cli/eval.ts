@@ -184,8 +184,10 @@ export function registerEval(program: Command): void {
       fidRealFloor: r.fidRealFloor,
       captionAccuracy: r.captionAccuracy,
       captionExact: r.captionExact,
+      captionAllAttributes: r.captionAllAttributes,
       captionLoss: r.captionLoss,
       checkerAccuracy: r.checkerAccuracy,
+      checkerAllAttributes: r.checkerAllAttributes,
       noiseImages: r.noiseImages,
       settings: { ...r.settings, classifierDir },
       files,
@@ -211,9 +213,17 @@ export function registerEval(program: Command): void {
           ? [["images gone to noise", pct(r.noiseImages)] as [string, string]]
           : []),
         ...(r.checkerAccuracy !== null
-          ? [["pixel checker accuracy", pct(r.checkerAccuracy)] as [string, string]]
+          ? [
+              [
+                "pixel checker accuracy",
+                `${pct(r.checkerAccuracy)} (every attribute ${pct(r.checkerAllAttributes)})`,
+              ] as [string, string],
+            ]
           : []),
-        ["caption accuracy", `${pct(r.captionAccuracy)} (exact ${pct(r.captionExact)})`],
+        [
+          "caption accuracy",
+          `${pct(r.captionAccuracy)} (every attribute ${pct(r.captionAllAttributes)}, word for word ${pct(r.captionExact)})`,
+        ],
         ["caption NLL (nats/token)", fmt(r.captionLoss, 3)],
         [
           "sampler",

@@ -53,6 +53,7 @@ export interface ModelCard {
     generationAllAttributes: number | null;
     captionAccuracy: number | null;
     captionExact: number | null;
+    captionAllAttributes: number | null;
     noiseImages: number | null;
   };
   precision: "float16";
@@ -164,6 +165,7 @@ async function scoreCard(
       generationAllAttributes: null,
       captionAccuracy: null,
       captionExact: null,
+      captionAllAttributes: null,
       noiseImages: null,
     },
     precision: "float16",
@@ -192,6 +194,7 @@ async function scoreCard(
     generationAllAttributes: ev.checkerAllAttributes,
     captionAccuracy: ev.captionAccuracy,
     captionExact: ev.captionExact,
+    captionAllAttributes: ev.captionAllAttributes,
     noiseImages: ev.noiseImages,
   };
   return card;
@@ -210,7 +213,7 @@ A Transfusion model trained by this project's own code${c.madeBy ? ` with \`${c.
 - **Training**: ${c.training.steps.toLocaleString("en-US")} steps, seed ${c.training.seed ?? "unknown"}${c.training.minutes !== null ? `, ${c.training.minutes} minutes on a 2-core CPU` : ""}.
 - **Scores** (this half-precision release, ${c.scores.count} held-out examples; images by ${c.scores.sampler} in ${c.scores.sampleSteps} steps, guidance ${c.scores.guidance}, seed ${c.scores.seed}):
   - images matching their caption: ${pct(c.scores.generationAccuracy)}${c.scores.generationAllAttributes !== null ? ` (every attribute right: ${pct(c.scores.generationAllAttributes)})` : ""}
-  - captions naming the right content: ${pct(c.scores.captionAccuracy)} (word for word: ${pct(c.scores.captionExact)})
+  - captions naming the right content: ${pct(c.scores.captionAccuracy)} (every attribute right: ${pct(c.scores.captionAllAttributes)}; word for word: ${pct(c.scores.captionExact)})
   - images that diverged into noise: ${pct(c.scores.noiseImages)}
 
 ## Limitations

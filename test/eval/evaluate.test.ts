@@ -3,13 +3,25 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { trainBpe } from "../../src/data/bpe-train.js";
-import { getDataset } from "../../src/data/datasets/index.js";
+import { getDataset, parseShapeCaption } from "../../src/data/datasets/index.js";
+import {
+  placeShapeScene,
+  type ShapeRelation,
+  type ShapeScene,
+  type ShapeSize,
+} from "../../src/data/datasets/shapes.js";
+import {
+  renderShapes,
+  type ShapeColour,
+  type ShapeKind,
+} from "../../src/data/datasets/shapes-render.js";
 import type { Example, ImageTextDataset } from "../../src/data/datasets/types.js";
 import type { Image } from "../../src/data/image.js";
 import { classifierSpecFor, EvalClassifier } from "../../src/eval/classifier.js";
 import { captionMatches, evaluatePipeline } from "../../src/eval/evaluate.js";
 import { captionLoss } from "../../src/eval/held-out-loss.js";
 import { fid } from "../../src/eval/metrics.js";
+import { sameScene } from "../../src/eval/shapes.js";
 import { TransfusionPipeline } from "../../src/generate/pipeline.js";
 import { makeConfig } from "../../src/model/config.js";
 import { Transfusion } from "../../src/model/transfusion.js";
@@ -93,6 +105,7 @@ test("a generator that returns the real images scores the classifier's own accur
   assert.equal(r.noiseImages, 0);
   assert.equal(r.captionAccuracy, 1);
   assert.equal(r.captionExact, 1);
+  assert.equal(r.captionAllAttributes, 1);
   assert.equal(r.bitsPerByte, null);
   assert.equal(r.generated.length, N);
   assert.equal(r.captions.length, N);
@@ -144,6 +157,79 @@ test("caption accuracy for shapes counts colour and kind, in any order; other da
   const digit: Example = { image: ex.image, caption: "the digit seven", labels: { digit: 7 } };
   assert.ok(captionMatches("mnist", " The digit seven ", digit));
   assert.ok(!captionMatches("mnist", "the digit one", digit));
+});
+
+test("two-shape scenes are judged on what their caption states: no sizes, either order", async () => {
+  const medium = await getDataset("shapes", { difficulty: "medium", imageSize: 32 });
+  const split = medium.split("test");
+  const pairs = Array.from({ length: 60 }, (_, i) => split.get(i)).filter(
+    (e) => e.labels.shapes === 2,
+  );
+  assert.ok(pairs.length >= 12);
+  // The same shapes and relation at the other sizes; each caption worded from the other shape.
+  const flip = (size: unknown): ShapeSize => (size === "small" ? "large" : "small");
+  const resized = (e: Example): Image => {
+    const l = e.labels;
+    const scene: ShapeScene = {
+      shapes: [
+        { kind: l.kind as ShapeKind, colour: l.colour as ShapeColour, size: flip(l.size) },
+        { kind: l.kind2 as ShapeKind, colour: l.colour2 as ShapeColour, size: flip(l.size2) },
+      ],
+      relation: l.relation as ShapeRelation,
+    };
+    return renderShapes(32, placeShapeScene(new Rng(5), scene, 32));
+  };
+  const inverse: Record<string, string> = {
+    "to the left of": "to the right of",
+    "to the right of": "to the left of",
+    above: "below",
+    below: "above",
+  };
+  const reworded = (caption: string): string => {
+    const m = /^an? (\w+ \w+) (to the left of|to the right of|above|below) an? (\w+ \w+)$/.exec(
+      caption,
+    )!;
+    const an = (w: string) => (/^[aeiou]/.test(w) ? "an" : "a");
+    return `${an(m[3]!)} ${m[3]} ${inverse[m[2]!]} ${an(m[1]!)} ${m[1]}`;
+  };
+  const drawn = pairs.map(resized);
+  const byCaption = new Map(pairs.map((e, i) => [e.caption, drawn[i]!]));
+  const p = fake(
+    (c) => byCaption.get(c)!,
+    (_img, i) => reworded(pairs[i]!.caption),
+  );
+  // The evaluation reads held-out examples in order: a dataset of the pairs alone.
+  const onlyPairs: ImageTextDataset = {
+    ...medium,
+    split: (name) =>
+      name === "test" ? { size: pairs.length, get: (i: number) => pairs[i]! } : medium.split(name),
+  } as ImageTextDataset;
+  const r = await evaluatePipeline(p, onlyPairs, {
+    count: pairs.length,
+    textCorpus: null,
+    classifier: null,
+    skip: { imageLoss: true },
+  });
+  assert.equal(r.checkerAccuracy, 1);
+  assert.equal(r.checkerAllAttributes, 1);
+  assert.equal(r.captionAllAttributes, 1);
+  assert.equal(r.captionExact, 0);
+});
+
+test("a caption states the same scene when every attribute agrees, a pair in either order", () => {
+  const scene = (c: string) => parseShapeCaption(c)!;
+  const pair = scene("a red circle above a blue square");
+  assert.ok(sameScene(pair, scene("a red circle above a blue square")));
+  assert.ok(sameScene(pair, scene("a blue square below a red circle")));
+  assert.ok(!sameScene(pair, scene("a blue square above a red circle")));
+  assert.ok(!sameScene(pair, scene("a red circle below a blue square")));
+  assert.ok(!sameScene(pair, scene("a red square above a blue circle")));
+  const left = scene("a large green triangle on the left");
+  assert.ok(sameScene(left, scene("a large green triangle on the left")));
+  assert.ok(!sameScene(left, scene("a small green triangle on the left")));
+  assert.ok(!sameScene(left, scene("a large green triangle on the right")));
+  assert.ok(!sameScene(left, null));
+  assert.ok(!sameScene(pair, left));
 });
 
 test("skipped directions report null and a too-small held-out split is an error naming the dataset", async () => {
