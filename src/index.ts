@@ -99,7 +99,13 @@ export {
 export { intTensor, noGrad, ones, rand, randn, Tensor, tensor, zeros } from "./tensor/tensor.js";
 // training
 export { type RunOptions, runTraining } from "./train/run.js";
-export { DEFAULT_RUN, loadRunConfig, type RunConfig } from "./train/run-config.js";
+export {
+  DATA_RUNS,
+  DEFAULT_RUN,
+  defaultRun,
+  loadRunConfig,
+  type RunConfig,
+} from "./train/run-config.js";
 export { DEFAULT_TRAIN, Trainer, type TrainSettings } from "./train/trainer.js";
 export { trainVae } from "./train/vae-train.js";
 export {

@@ -2,9 +2,10 @@
 
 import type { Command } from "commander";
 import { DATASET_NAMES, type ShapesDifficulty } from "../data/datasets/index.js";
+import { readJson } from "../io/checkpoint.js";
 import { PRESETS } from "../model/config.js";
 import { type RunOptions, runTraining } from "../train/run.js";
-import { DEFAULT_RUN, loadRunConfig, type RunConfig } from "../train/run-config.js";
+import { DEFAULT_RUN, defaultRun, parseRunConfig, type RunConfig } from "../train/run-config.js";
 import { type PackOptions, packRun } from "../train/run-pack.js";
 import {
   parseDataOrFile,
@@ -37,11 +38,15 @@ export function interruptFlag(): { stop: () => boolean; dispose: () => void } {
 
 /**
  * Returns the run a command's flags ask for, the one path from flags to a run: the command's
- * `defaults` (DEFAULT_RUN for `train` and `pack`, DEMO_RUN for `demo`), then the --config file,
+ * `defaults` (for `train` and `pack` `defaultRun(data)`: DEFAULT_RUN with the data's DATA_RUNS
+ * entry; DEMO_RUN for `demo`), then the --config file,
  * then the flags (`applyRunFlags`), then where the run goes (--out, --no-resume, --vae). The
  * run then turns its preset and `model` overrides into the model (train/run-checks.ts).
  */
-export function runFromFlags(defaults: RunConfig, o: Record<string, unknown>): RunOptions {
+export function runFromFlags(
+  defaults: RunConfig | ((data: string) => RunConfig),
+  o: Record<string, unknown>,
+): RunOptions {
   const run: RunOptions = {
     ...applyRunFlags(defaults, o),
     out: o.out as string,
@@ -55,8 +60,25 @@ export function runFromFlags(defaults: RunConfig, o: Record<string, unknown>): R
  * Returns the run config with the flags shared by `train`, `pack` and `demo` applied over
  * `base` (and over --config). Every test is `!== undefined`: a flag given as 0 must count.
  */
-export function applyRunFlags(base: RunConfig, o: Record<string, unknown>): RunConfig {
-  const c: RunConfig = o.config ? loadRunConfig(String(o.config), base) : { ...base };
+export function applyRunFlags(
+  defaults: RunConfig | ((data: string) => RunConfig),
+  o: Record<string, unknown>,
+): RunConfig {
+  const file = o.config ? String(o.config) : null;
+  const raw = file ? readJson(file) : null;
+  let base: RunConfig;
+  if (typeof defaults === "function") {
+    // The data decides the defaults: the flag, else the file's field, else the default data.
+    const fromFile = (raw as { data?: unknown } | null)?.data;
+    base = defaults(
+      o.data !== undefined
+        ? String(o.data)
+        : typeof fromFile === "string"
+          ? fromFile
+          : DEFAULT_RUN.data,
+    );
+  } else base = defaults;
+  const c: RunConfig = file ? parseRunConfig(raw, base, file) : { ...base };
   const given = (k: string) => o[k] !== undefined;
   if (given("data")) c.data = o.data as string;
   if (given("preset")) c.preset = o.preset as string;
@@ -125,7 +147,7 @@ export function registerTrain(program: Command): void {
         "runs/train",
       ),
   ).action(async (o) => {
-    const run = runFromFlags(DEFAULT_RUN, o);
+    const run = runFromFlags(defaultRun, o);
     const flag = interruptFlag();
     try {
       const r = await runTraining({ ...run, onEvent: runProgress(false), shouldStop: flag.stop });
@@ -171,7 +193,7 @@ export function registerPack(program: Command): void {
       ),
   ).action(async (o) => {
     const opts: PackOptions = {
-      ...runFromFlags(DEFAULT_RUN, o),
+      ...runFromFlags(defaultRun, o),
       shardSize: o.shardSize ?? 250,
       onEvent: runProgress(false),
     };

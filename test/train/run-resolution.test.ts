@@ -33,7 +33,7 @@ import {
   runRecord,
   runSettings,
 } from "../../src/train/run-checks.js";
-import { DEFAULT_RUN } from "../../src/train/run-config.js";
+import { defaultRun } from "../../src/train/run-config.js";
 
 const SNAPSHOT = join(import.meta.dirname, "run-resolution.json");
 const tmp = mkdtempSync(join(tmpdir(), "tf-resolution-"));
@@ -102,7 +102,7 @@ async function commandRun(argv: string[]): Promise<RunOptions & { shardSize?: nu
   const o = await flagsOf(argv);
   // As the actions of src/cli/demo.ts and src/cli/train.ts build them.
   if (argv[0] === "demo") return { ...runFromFlags(DEMO_RUN, o), out: resolve(o.out as string) };
-  const run = runFromFlags(DEFAULT_RUN, o);
+  const run = runFromFlags(defaultRun, o);
   if (argv[0] === "pack") return { ...run, shardSize: (o.shardSize as number | undefined) ?? 250 };
   return run;
 }
@@ -225,6 +225,8 @@ async function allRuns(): Promise<Record<string, RunOptions>> {
       "train --data docs.jsonl --shapes-difficulty easy",
       ["train", "--data", "docs.jsonl", "--shapes-difficulty", "easy"],
     ],
+    ["train --data mnist", ["train", "--data", "mnist"]],
+    ["train --data fashion-mnist", ["train", "--data", "fashion-mnist"]],
     ["pack", ["pack"]],
     [
       "pack --preset base --config discrete",
@@ -295,7 +297,7 @@ test("a checkpoint saved by each of those runs resumes without a conflict or a c
   }
   // The comparison sees a changed model, so an empty list above means something.
   const o = runs.demo!;
-  const other = { ...o, model: { dim: 64 } };
+  const other = { ...o, model: { ...o.model, dim: 64 } };
   const { conflicts } = compareWithCheckpoint(saved(expected.demo!, o), other);
   assert.deepEqual(
     conflicts.map((c) => c.field),
