@@ -66,18 +66,15 @@ export function applyRunFlags(
 ): RunConfig {
   const file = o.config ? String(o.config) : null;
   const raw = file ? readJson(file) : null;
-  let base: RunConfig;
-  if (typeof defaults === "function") {
-    // The data decides the defaults: the flag, else the file's field, else the default data.
-    const fromFile = (raw as { data?: unknown } | null)?.data;
-    base = defaults(
-      o.data !== undefined
-        ? String(o.data)
-        : typeof fromFile === "string"
-          ? fromFile
-          : DEFAULT_RUN.data,
-    );
-  } else base = defaults;
+  // The data decides the defaults: the flag, else the file's field, else the default data.
+  const fromFile = (raw as { data?: unknown } | null)?.data;
+  const data =
+    o.data !== undefined
+      ? String(o.data)
+      : typeof fromFile === "string"
+        ? fromFile
+        : DEFAULT_RUN.data;
+  const base = typeof defaults === "function" ? defaults(data) : defaults;
   const c: RunConfig = file ? parseRunConfig(raw, base, file) : { ...base };
   const given = (k: string) => o[k] !== undefined;
   if (given("data")) c.data = o.data as string;

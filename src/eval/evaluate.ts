@@ -144,6 +144,9 @@ export async function evaluatePipeline(
   const skip = opts.skip ?? {};
   const isShapes = dataset.name === "shapes";
   const examples = heldOut(dataset, 0, n);
+  // Shapes are judged on what each caption states, never on what the scene happened to hold:
+  // a pair's caption names no sizes, so none is asked of its drawing or of its caption.
+  const stated = examples.map((e) => (isShapes ? parseShapeCaption(e.caption) : null));
 
   const result: EvaluateResult = {
     bitsPerByte: null,
@@ -218,10 +221,7 @@ export async function evaluatePipeline(
       result.noiseImages = images.filter(looksLikeNoise).length / n;
       let all = 0;
       images.forEach((img, i) => {
-        // Judged on what the caption states: a pair's caption names no sizes, so sizes the
-        // scene happened to have are not asked of the drawing.
-        const ex = examples[i]!;
-        const s = scoreShapeImage(img, parseShapeCaption(ex.caption) ?? ex.labels);
+        const s = scoreShapeImage(img, stated[i] ?? examples[i]!.labels);
         if (s.colour && s.kind) checked++;
         if (s.all) all++;
         if (!clf) ok[i] = s.colour && s.kind;
@@ -249,8 +249,7 @@ export async function evaluatePipeline(
         if (ok) right++;
         const same = text.trim().toLowerCase() === ex.caption.trim().toLowerCase();
         if (same) exact++;
-        // Against what the true caption states (two-shape captions name no sizes).
-        const truth = isShapes ? parseShapeCaption(ex.caption) : null;
+        const truth = stated[at + i];
         if (truth ? sameScene(truth, parseShapeCaption(text)) : same) allAttributes++;
         result.captions.push({ image: ex.image, truth: ex.caption, generated: text, ok });
       });

@@ -38,10 +38,10 @@ const INVERSE: Record<string, string> = {
 /**
  * Returns true when the caption `got` states every attribute the caption `want` does (both as
  * `parseShapeCaption` reads them): kind, colour, size and position of one shape; for two, both
- * shapes and their relation, in either order ("a red
- * circle above a blue square" and "a blue square below a red circle" are the same scene; the
- * dataset words each pair one of those ways at random, so word-for-word matching cannot tell
- * a right caption from a wrong one half the time).
+ * shapes and their relation, in either order ("a red circle above a blue square" and "a blue
+ * square below a red circle" are the same scene; the dataset words each pair one of those ways
+ * at random, so word-for-word matching cannot tell a right caption from a wrong one half the
+ * time).
  */
 export function sameScene(want: Labels, got: Labels | null): boolean {
   if (!got || got.shapes !== want.shapes) return false;
