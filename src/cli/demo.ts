@@ -7,6 +7,7 @@ import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { evaluatePipeline, writeScoredGrids } from "../eval/evaluate.js";
+import { swigluHidden } from "../nn/transformer.js";
 import { runTraining } from "../train/run.js";
 import type { RunConfig } from "../train/run-config.js";
 import { parseInteger } from "./args.js";
@@ -16,11 +17,12 @@ import { addRunOptions, interruptFlag, runFromFlags } from "./train.js";
 
 /**
  * The demo's run, what `--config` and the flags apply over (as `defaultRun` is for `train`):
- * the `demo` model size on the `medium` shapes (one or two shapes, six colours), with the
- * diffusion loss weighted λ = 10 and 10,000 steps, sized to finish within 15 minutes on a
- * 2-core CPU. Measured on the 2-core machine (README, "The demo", and docs/RESULTS.md, "The
- * demo's recipe"): 13.6 minutes; 93.5%, 68.0% and 54.5% of images right for seeds 0, 1, 2, so
- * binding colours to the shapes of a pair is still learnt only sometimes at this budget.
+ * the `demo` model size narrowed to width 128 on the `medium` shapes (one or two shapes, six
+ * colours), with the diffusion loss weighted λ = 10 and 18,000 steps, sized to finish within
+ * 15 minutes on a 2-core CPU (12.9 minutes measured). At width 128 a step costs about half
+ * the width-192 preset's, so the same minutes buy nearly twice the steps; over three seeds
+ * that drew more images right than 10,000 steps at width 192 and spread less (README, "The
+ * demo", and docs/RESULTS.md, "The demo's recipe").
  */
 export const DEMO_RUN: RunConfig = {
   data: "shapes",
@@ -33,10 +35,10 @@ export const DEMO_RUN: RunConfig = {
   // One corpus-text position per ten image–caption positions (about 9% of a batch's rows):
   // the demo is about images, and this is the text share it was measured with.
   mixer: { textRatio: 0.1 },
-  model: { lambda: 10 },
-  train: { steps: 10000, maxLr: 1e-3, warmupSteps: 100, checkpointEvery: 500 },
+  model: { lambda: 10, dim: 128, mlpHidden: swigluHidden(128) },
+  train: { steps: 18000, maxLr: 1e-3, warmupSteps: 100, checkpointEvery: 2000 },
   maxImages: 20000,
-  sampleEvery: 2500,
+  sampleEvery: 6000,
 };
 
 export function registerDemo(program: Command): void {
@@ -44,7 +46,7 @@ export function registerDemo(program: Command): void {
     program
       .command("demo")
       .description(
-        "the main job: train on the built-in shapes data (about 14 minutes on 2 cores), then generate images from held-out captions and caption held-out images; running again resumes",
+        "the main job: train on the built-in shapes data (about 13 minutes on 2 cores), then generate images from held-out captions and caption held-out images; running again resumes",
       )
       .option("--out <dir>", "run folder", "runs/demo")
       .option(

@@ -119,8 +119,8 @@ export const PRESETS: Record<string, () => TransfusionConfig> = {
   tiny: () => preset(512, 64, 2, 4),
   /**
    * Width 192, 4 layers, 2×2 patches (16 positions per 32-px image; 2.0M parameters): what
-   * `transfusion demo` trains in its 20-minute budget on a 2-core CPU, and, narrowed to width
-   * 128, the model of the experiments.
+   * `train --data mnist` and `--data fashion-mnist` train (with 4×4 patches), and, narrowed
+   * to width 128, what `transfusion demo` trains and the model of the experiments.
    */
   demo: () => ({ ...preset(512, 192, 4, 4), patchSize: 2 }),
   /** Width 256, 6 layers, patch 1 (5.4M parameters): what `transfusion train` trains by default. */
