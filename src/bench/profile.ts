@@ -10,7 +10,7 @@ import type { AttentionShape, Backend } from "../tensor/backends/backend.js";
 import { backend, setActiveBackend } from "../tensor/backends/current.js";
 import { type BackendName, setBackend } from "../tensor/backends/index.js";
 import { runSampleBench } from "./sample.js";
-import { runTrainBench } from "./train.js";
+import { runTrainBench, type TrainWorkload } from "./train.js";
 
 export interface KernelTime {
   kernel: string;
@@ -100,8 +100,11 @@ export async function profileKernels(work: () => void | Promise<void>): Promise<
 export interface ProfileBenchResult {
   backend: string;
   threads: number;
-  /** Training steps of the train bench's workload (d=256, 4 layers, batch 8 × 130 positions). */
-  train: WorkProfile & { steps: number };
+  /**
+   * Training steps of a train-bench workload (`bench`: d=256, 4 layers, batch 8 × 130
+   * positions; `demo`: the demo step's shapes).
+   */
+  train: WorkProfile & { steps: number; workload: TrainWorkload };
   /** The sample bench's images and text tokens (guided image included). */
   sample: WorkProfile;
 }
@@ -110,6 +113,8 @@ export interface ProfileBenchOptions {
   backend?: BackendName;
   /** Timed training steps (default 10). */
   steps?: number;
+  /** The train bench's workload profiled (default `bench`). */
+  workload?: TrainWorkload;
   onProgress?: (msg: string) => void;
 }
 
@@ -117,12 +122,13 @@ export interface ProfileBenchOptions {
 export async function runProfileBench(o: ProfileBenchOptions = {}): Promise<ProfileBenchResult> {
   if (o.backend) setBackend(o.backend);
   const steps = o.steps ?? 10;
+  const workload = o.workload ?? "bench";
   const train = await profileKernels(async () => {
-    await runTrainBench({ steps, warmup: 1, sgemmN: 64 });
+    await runTrainBench({ steps, warmup: 1, sgemmN: 64, workload });
   });
   const sample = await profileKernels(async () => {
     await runSampleBench({ repeats: 1 });
   });
   const be = backend();
-  return { backend: be.name, threads: be.threads, train: { ...train, steps }, sample };
+  return { backend: be.name, threads: be.threads, train: { ...train, steps, workload }, sample };
 }

@@ -8,9 +8,12 @@ import {
   benchConfig,
   PYTORCH_PORT_TRAIN,
   runTrainBench,
+  TRAIN_WORKLOADS,
   trainBenchBatch,
 } from "../../src/bench/train.js";
+import { DEMO_RUN } from "../../src/cli/demo.js";
 import { cosineSchedule } from "../../src/diffusion/schedule.js";
+import { makeConfig, patchesPerImage } from "../../src/model/config.js";
 import { Rng } from "../../src/tensor/rng.js";
 import { withBackendAsync } from "../helpers.js";
 
@@ -116,18 +119,52 @@ test("train bench figures are finite, positive and consistent (js, tiny shape)",
     close(r.trainModelGflops, (r.stepFlops * r.trainStepsPerSecond) / 1e9, "model GFLOP/s");
     close(r.sgemmGflops, Math.max(r.sgemmGflopsBefore, r.sgemmGflopsAfter), "sgemm");
     close(r.mfu, r.trainModelGflops / r.sgemmGflops, "MFU");
+    assert.equal(r.workload, "bench");
     close(
-      r.vsPytorchPortTokensPerSecond,
+      r.vsPytorchPortTokensPerSecond!,
       r.trainTokensPerSecond / PYTORCH_PORT_TRAIN.tokensPerSecond,
       "vs PyTorch",
     );
     close(
-      r.vsPytorchPortPeakMemory,
+      r.vsPytorchPortPeakMemory!,
       r.peakRssMb / PYTORCH_PORT_TRAIN.peakMemoryMb,
       "memory vs PyTorch",
     );
     // The last line of `--json` is this object: it must survive JSON unchanged.
     assert.deepEqual(JSON.parse(JSON.stringify(r)), r);
+  }));
+
+test("the demo workload has the matrix shapes of a demo step: its model, 8 rows of 128 positions", () => {
+  // The demo's model as a run builds it: its preset and overrides, its tokenizer's vocabulary,
+  // the VAE's 4×8×8 latents of 32-pixel images (the config defaults).
+  const demo = makeConfig(DEMO_RUN.preset!, { ...DEMO_RUN.model, vocab: DEMO_RUN.vocabSize });
+  const w = TRAIN_WORKLOADS.demo;
+  const c = benchConfig(w.model);
+  for (const k of ["dim", "layers", "heads", "mlpHidden", "vocab", "patchSize"] as const) {
+    assert.equal(c[k], demo[k], `${k}: workload ${c[k]}, demo ${demo[k]}`);
+  }
+  assert.deepEqual([c.latentChannels, c.latentSize], [demo.latentChannels, demo.latentSize]);
+  assert.equal(w.batch, DEMO_RUN.rows);
+  assert.equal(2 * w.textTokens + patchesPerImage(c) + 2, DEMO_RUN.seqLen);
+});
+
+test("the demo workload runs and names itself; the PyTorch port's ratios are for the bench workload only", () =>
+  withBackendAsync("js", async () => {
+    const r = await runTrainBench({
+      backend: "js",
+      workload: "demo",
+      model: { dim: 16, layers: 1, heads: 2 },
+      steps: 1,
+      warmup: 0,
+      sgemmN: 64,
+    });
+    assert.equal(r.workload, "demo");
+    assert.deepEqual([r.shape.batch, r.shape.seqLen, r.shape.patchesPerImage], [8, 128, 16]);
+    assert.equal(r.shape.vocab, 512);
+    assert.equal(r.tokensPerStep, 1024);
+    assert.equal(r.vsPytorchPortTokensPerSecond, null);
+    assert.equal(r.vsPytorchPortPeakMemory, null);
+    assert.ok(Number.isFinite(r.lastLoss), `loss ${r.lastLoss}`);
   }));
 
 test("sample bench figures are finite, positive and consistent (js, tiny shape)", () =>
