@@ -83,7 +83,7 @@ function addWorkloadFlag(cmd: Command): Command {
   const names = Object.keys(TRAIN_WORKLOADS);
   return cmd.option(
     "--workload <name>",
-    `training workload: ${names.join(" or ")} (the demo's matrix shapes: width 128, 8 rows × 128 positions, 16 patches per image)`,
+    `training workload: ${names.join(" or ")} (demo: the matrix shapes of a \`transfusion demo\` step)`,
     (v: string) => {
       if (!isTrainWorkload(v)) {
         throw new Error(`--workload ${v}: expected ${names.join(" or ")}`);
